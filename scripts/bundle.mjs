@@ -1,0 +1,19 @@
+// Bundles src/ into the single ESM file the runner executes (action.yml: dist/index.js).
+import { build } from 'esbuild'
+import { rm } from 'node:fs/promises'
+
+await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
+await build({
+  entryPoints: ['src/index.ts'],
+  outfile: 'dist/index.js',
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'esm',
+  minify: true,
+  sourcemap: false,
+  legalComments: 'linked',
+  // CommonJS dependencies call require() for Node built-ins; ESM has none of its own.
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  logLevel: 'warning'
+})

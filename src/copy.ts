@@ -1,0 +1,59 @@
+import type { LimitFunction } from 'p-limit'
+import type { ImageGraph } from './image.js'
+import type { Descriptor } from './oci/manifest.js'
+import type { Repository } from './oci/repository.js'
+import { withRetry, type RetryPolicy } from './oci/transport.js'
+
+export interface CopyStats {
+  blobsUploaded: number
+  blobsMounted: number
+  blobsPresent: number
+  bytesUploaded: number
+  manifestsWritten: number
+}
+
+export function emptyStats(): CopyStats {
+  return { blobsUploaded: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0, manifestsWritten: 0 }
+}
+
+export interface CopyOptions {
+  readonly limit: LimitFunction
+  readonly retry: RetryPolicy
+  readonly signal?: AbortSignal
+}
+
+async function copyBlob(blob: Descriptor, from: Repository, to: Repository, options: CopyOptions, stats: CopyStats): Promise<void> {
+  if (await to.hasBlob(blob)) {
+    stats.blobsPresent++
+    return
+  }
+  if (from.store === to.store && (await to.mountBlob(blob, from))) {
+    stats.blobsMounted++
+    return
+  }
+  // A stream cannot be replayed, so a transient fault retries the whole blob from a fresh download.
+  await withRetry(options.retry, () => to.writeBlob(blob, () => from.openBlob(blob)), options.signal ? { signal: options.signal } : {})
+  stats.blobsUploaded++
+  stats.bytesUploaded += blob.size
+}
+
+/**
+ * Makes `to` hold everything the image needs except its tag: blobs first,
+ * then child manifests, so the registry never sees a manifest whose content it
+ * lacks (go-containerregistry remote.Pusher orders writes the same way).
+ * Present content is skipped; same-store blobs are mounted, never re-sent.
+ */
+export async function copyImageContent(graph: ImageGraph, from: Repository, to: Repository, options: CopyOptions): Promise<CopyStats> {
+  const stats = emptyStats()
+  await Promise.all(graph.blobs.map((blob) => options.limit(() => copyBlob(blob, from, to, options, stats))))
+  await Promise.all(
+    graph.children.map((child) =>
+      options.limit(async () => {
+        if (await to.hasManifest(child.digest)) return
+        await to.putManifest(child.digest, child)
+        stats.manifestsWritten++
+      })
+    )
+  )
+  return stats
+}

@@ -1,0 +1,266 @@
+import type { Readable } from 'node:stream'
+import { PromoteError } from '../errors.js'
+import { RegistryAuth } from './auth.js'
+import type { CredentialSource } from './credentials.js'
+import { SHA256_DIGEST } from './digest.js'
+import { MAX_MANIFEST_BYTES, toManifest, type Descriptor, type Manifest } from './manifest.js'
+import { MANIFEST_ACCEPT } from './media-types.js'
+import { isLoopbackHost, registryApiHost } from './reference.js'
+import type { Repository } from './repository.js'
+import {
+  NO_RETRY,
+  headerValue,
+  readLimited,
+  redactUrl,
+  withRetry,
+  type HttpMethod,
+  type HttpResponse,
+  type Transport
+} from './transport.js'
+
+const MAX_ERROR_BODY_BYTES = 64 * 1024
+
+interface CallOptions {
+  readonly headers?: Record<string, string>
+  readonly body?: () => Buffer | Readable | Promise<Buffer | Readable>
+  readonly retry?: typeof NO_RETRY
+}
+
+/**
+ * Turns an error response into a PromoteError carrying the OCI error codes the
+ * registry sent (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes).
+ */
+export async function responseError(res: HttpResponse, what: string): Promise<PromoteError> {
+  let detail = ''
+  try {
+    const body = await readLimited(res, MAX_ERROR_BODY_BYTES, 'error body')
+    const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] }
+    detail = (parsed.errors ?? [])
+      .map((e) => [e.code, e.message].filter(Boolean).join(': '))
+      .filter(Boolean)
+      .join('; ')
+  } catch {
+    res.body.destroy()
+  }
+  const transient = res.status === 408 || res.status === 429 || res.status >= 500
+  return new PromoteError('REGISTRY_ERROR', `${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`, { transient })
+}
+
+export interface RegistryClientOptions {
+  readonly registry: string
+  readonly transport: Transport
+  readonly credentials: CredentialSource
+  /** Reached over plain HTTP: loopback always is. */
+  readonly insecure?: boolean
+  readonly onSecret?: (secret: string) => void
+}
+
+/** The Distribution API v2 for one registry: https://github.com/opencontainers/distribution-spec */
+export class RegistryClient {
+  readonly registry: string
+  readonly baseUrl: URL
+  readonly auth: RegistryAuth
+  readonly #transport: Transport
+
+  constructor(options: RegistryClientOptions) {
+    this.registry = options.registry
+    const plain = options.insecure === true || isLoopbackHost(options.registry)
+    this.baseUrl = new URL(`${plain ? 'http' : 'https'}://${registryApiHost(options.registry)}`)
+    this.#transport = options.transport
+    this.auth = new RegistryAuth({
+      registry: options.registry,
+      baseUrl: this.baseUrl,
+      credentials: options.credentials,
+      transport: options.transport,
+      ...(options.onSecret ? { onSecret: options.onSecret } : {})
+    })
+  }
+
+  /** Retries a multi-request operation as a whole, under the transport's policy. */
+  async retry<T>(attempt: () => Promise<T>): Promise<T> {
+    const signal = this.#transport.signal
+    return withRetry(this.#transport.retryPolicy, attempt, signal ? { signal } : {})
+  }
+
+  repository(name: string): RemoteRepository {
+    return new RemoteRepository(this, name)
+  }
+
+  /**
+   * One registry call: adds credentials (only for this registry's own origin)
+   * and, on a 401, refreshes them once before giving up with a clear refusal.
+   */
+  async call<T>(
+    what: string,
+    method: HttpMethod,
+    target: string | URL,
+    handle: (res: HttpResponse) => Promise<T>,
+    options: CallOptions = {}
+  ): Promise<T> {
+    const url = typeof target === 'string' ? new URL(target, this.baseUrl) : target
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await this.#transport.exchange(
+        async () => {
+          const headers: Record<string, string> = { ...options.headers }
+          if (url.origin === this.baseUrl.origin) {
+            const authorization = await this.auth.authorization()
+            if (authorization) headers['authorization'] = authorization
+          }
+          return { method, url, headers, body: options.body ? await options.body() : null }
+        },
+        async (res): Promise<{ refused: HttpResponse } | { value: T }> => {
+          if (res.status === 401 || res.status === 403) {
+            await res.body.dump()
+            return { refused: res }
+          }
+          return { value: await handle(res) }
+        },
+        options.retry ? { retry: options.retry } : {}
+      )
+      if ('value' in outcome) return outcome.value
+      const refusal = outcome.refused
+      if (refusal.status === 401 && attempt === 0 && (await this.auth.refresh(refusal))) continue
+      throw await this.auth.describeRefusal(refusal.status, what)
+    }
+  }
+}
+
+function checkDigestArgument(digest: string): string {
+  if (!SHA256_DIGEST.test(digest)) throw new PromoteError('DIGEST_MISMATCH', `"${digest}" is not a sha256 digest`)
+  return digest
+}
+
+export class RemoteRepository implements Repository {
+  readonly name: string
+  readonly store: string
+
+  constructor(
+    readonly client: RegistryClient,
+    readonly repository: string
+  ) {
+    this.name = `${client.registry}/${repository}`
+    this.store = `registry:${client.registry}`
+  }
+
+  #path(kind: 'manifests' | 'blobs', reference: string): string {
+    return `/v2/${this.repository}/${kind}/${reference}`
+  }
+
+  async fetchManifest(reference: string): Promise<Manifest | undefined> {
+    const what = `GET manifest ${this.name}:${reference}`
+    return this.client.call(what, 'GET', this.#path('manifests', reference), async (res) => {
+      if (res.status === 404) {
+        await res.body.dump()
+        return undefined
+      }
+      if (res.status !== 200) throw await responseError(res, what)
+      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${this.name}:${reference}`)
+      const manifest = toManifest(bytes, headerValue(res.headers, 'content-type'), `manifest ${this.name}:${reference}`)
+      const claimed = headerValue(res.headers, 'docker-content-digest')
+      if (claimed && claimed !== manifest.digest) {
+        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} claims ${this.name}:${reference} is ${claimed}, but the bytes it sent hash to ${manifest.digest}; refusing a registry that misreports digests`)
+      }
+      if (SHA256_DIGEST.test(reference) && reference !== manifest.digest) {
+        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} answered a request for ${this.name}@${reference} with bytes that hash to ${manifest.digest}`)
+      }
+      return manifest
+    }, { headers: { accept: MANIFEST_ACCEPT } })
+  }
+
+  async resolveTag(tag: string): Promise<string | undefined> {
+    const what = `HEAD manifest ${this.name}:${tag}`
+    const claimed = await this.client.call(what, 'HEAD', this.#path('manifests', tag), async (res) => {
+      await res.body.dump()
+      if (res.status === 404) return null
+      if (res.status !== 200) throw await responseError(res, what)
+      return headerValue(res.headers, 'docker-content-digest') ?? ''
+    }, { headers: { accept: MANIFEST_ACCEPT } })
+    if (claimed === null) return undefined
+    if (SHA256_DIGEST.test(claimed)) return claimed
+    // No usable digest header: hash the manifest instead of guessing.
+    return (await this.fetchManifest(tag))?.digest
+  }
+
+  async hasManifest(digest: string): Promise<boolean> {
+    const what = `HEAD manifest ${this.name}@${digest}`
+    return this.client.call(what, 'HEAD', this.#path('manifests', checkDigestArgument(digest)), async (res) => {
+      await res.body.dump()
+      if (res.status === 404) return false
+      if (res.status !== 200) throw await responseError(res, what)
+      return true
+    }, { headers: { accept: MANIFEST_ACCEPT } })
+  }
+
+  async putManifest(reference: string, manifest: Manifest): Promise<void> {
+    const what = `PUT manifest ${this.name}:${reference}`
+    await this.client.call(what, 'PUT', this.#path('manifests', reference), async (res) => {
+      if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await responseError(res, what)
+      await res.body.dump()
+      const stored = headerValue(res.headers, 'docker-content-digest')
+      if (stored && stored !== manifest.digest) {
+        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} stored ${this.name}:${reference} as ${stored}, not ${manifest.digest}: it altered the manifest`)
+      }
+    }, {
+      headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
+      body: () => manifest.bytes
+    })
+  }
+
+  async hasBlob(descriptor: Descriptor): Promise<boolean> {
+    const what = `HEAD blob ${this.name}@${descriptor.digest}`
+    return this.client.call(what, 'HEAD', this.#path('blobs', checkDigestArgument(descriptor.digest)), async (res) => {
+      await res.body.dump()
+      if (res.status === 404) return false
+      if (res.status !== 200) throw await responseError(res, what)
+      return true
+    })
+  }
+
+  async openBlob(descriptor: Descriptor): Promise<Readable> {
+    const what = `GET blob ${this.name}@${descriptor.digest}`
+    return this.client.call(what, 'GET', this.#path('blobs', checkDigestArgument(descriptor.digest)), async (res) => {
+      if (res.status === 404) {
+        await res.body.dump()
+        throw new PromoteError('BLOB_UNKNOWN', `${this.name} does not have blob ${descriptor.digest} that its manifest references`)
+      }
+      if (res.status !== 200) throw await responseError(res, what)
+      return res.body
+    })
+  }
+
+  async #startUpload(query: string): Promise<{ mounted: true } | { mounted: false; location: URL }> {
+    const what = `POST blob upload ${this.name}`
+    return this.client.call(what, 'POST', `/v2/${this.repository}/blobs/uploads/${query}`, async (res) => {
+      await res.body.dump()
+      if (res.status === 201) return { mounted: true as const }
+      const location = headerValue(res.headers, 'location')
+      if (res.status !== 202 || !location) throw await responseError(res, what)
+      return { mounted: false as const, location: new URL(location, this.client.baseUrl) }
+    }, { headers: { 'content-length': '0' }, retry: NO_RETRY })
+  }
+
+  async mountBlob(descriptor: Descriptor, from: Repository): Promise<boolean> {
+    if (!(from instanceof RemoteRepository) || from.store !== this.store) return false
+    const query = `?mount=${encodeURIComponent(descriptor.digest)}&from=${encodeURIComponent(from.repository)}`
+    // Mounting is only an optimisation: any failure falls back to a plain upload.
+    const started = await this.client.retry(() => this.#startUpload(query)).catch(() => undefined)
+    return started?.mounted === true
+  }
+
+  /** One attempt; the caller retries the whole blob, since a stream cannot be replayed. */
+  async writeBlob(descriptor: Descriptor, open: () => Promise<Readable>): Promise<void> {
+    const started = await this.#startUpload('')
+    if (started.mounted) return
+    const url = new URL(started.location)
+    url.searchParams.set('digest', descriptor.digest)
+    const what = `PUT blob ${this.name}@${descriptor.digest}`
+    await this.client.call(what, 'PUT', url, async (res) => {
+      if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw await responseError(res, what)
+      await res.body.dump()
+    }, {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
+      body: open,
+      retry: NO_RETRY
+    })
+  }
+}

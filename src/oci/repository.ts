@@ -1,0 +1,29 @@
+import type { Readable } from 'node:stream'
+import type { Descriptor, Manifest } from './manifest.js'
+
+/**
+ * One repository in some store: a registry repository or an OCI layout
+ * directory. Promotion is written against this, so every copy path works the
+ * same whichever side is a registry and which a directory.
+ */
+export interface Repository {
+  /** `host/repo` or `oci:PATH`, as people write it. */
+  readonly name: string
+  /** Identifies the store: repositories of one store can mount each other's blobs. */
+  readonly store: string
+
+  /** Fetches by tag or digest and checks the bytes hash to what was asked for; undefined when absent. */
+  fetchManifest(reference: string): Promise<Manifest | undefined>
+  /** The digest a tag points at, or undefined when the tag does not exist. */
+  resolveTag(tag: string): Promise<string | undefined>
+  hasManifest(digest: string): Promise<boolean>
+  /** Stores the exact bytes under a tag or their digest. */
+  putManifest(reference: string, manifest: Manifest): Promise<void>
+
+  hasBlob(descriptor: Descriptor): Promise<boolean>
+  openBlob(descriptor: Descriptor): Promise<Readable>
+  /** Writes a blob from a stream that `open` may be asked for again if a transient fault forces a retry. */
+  writeBlob(descriptor: Descriptor, open: () => Promise<Readable>): Promise<void>
+  /** Links a blob another repository of the same store holds; false when the store declined. */
+  mountBlob(descriptor: Descriptor, from: Repository): Promise<boolean>
+}

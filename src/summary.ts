@@ -1,0 +1,80 @@
+import { shortDigest } from './oci/digest.js'
+import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from './oci/media-types.js'
+import type { DestinationResult, PromotionResult } from './promote.js'
+
+export interface SummaryContext {
+  /** Why signatures were or were not checked, in a sentence. */
+  readonly signatureNote: string
+}
+
+const MEDIA_TYPE_NAMES: Record<string, string> = {
+  [OCI_INDEX]: 'OCI image index',
+  [OCI_MANIFEST]: 'OCI image manifest',
+  [DOCKER_MANIFEST_LIST]: 'Docker manifest list',
+  [DOCKER_MANIFEST]: 'Docker image manifest'
+}
+
+const HEADINGS: Record<PromotionResult['mode'], string> = {
+  promote: 'Promoted',
+  plan: 'Plan (nothing written)',
+  verify: 'Verified (nothing written)'
+}
+
+/** Markdown table cells: user-supplied text must not break the table or inject HTML. */
+function cell(text: string): string {
+  return text.replace(/[|\\`*_<>[\]]/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+function code(text: string): string {
+  return `<code>${cell(text)}</code>`
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = -1
+  do {
+    value /= 1024
+    unit++
+  } while (value >= 1024 && unit < units.length - 1)
+  return `${value.toFixed(1)} ${units[unit]}`
+}
+
+function row(d: DestinationResult): string {
+  const previous = d.previousDigest === null ? '—' : code(shortDigest(d.previousDigest))
+  return `| ${code(d.reference)} | ${d.status} | ${code(shortDigest(d.digest))} | ${previous} | ${d.copy} |`
+}
+
+/** The job summary as Markdown; pure, so tests read it without a runner. */
+export function renderSummary(result: PromotionResult, context: SummaryContext): string {
+  const lines: string[] = []
+  lines.push(`### oci-promote: ${HEADINGS[result.mode]}`, '')
+  const kind = MEDIA_TYPE_NAMES[result.mediaType] ?? result.mediaType
+  const platforms = result.platforms.length ? `, ${result.platforms.length} platforms: ${result.platforms.map(cell).join(', ')}` : ''
+  lines.push(`**Source** ${code(result.source)} is ${code(result.digest)} (${kind}${platforms}).`, '')
+  lines.push(`**Pinned reference** for deploy jobs: ${code(result.image)}`, '')
+  lines.push(`**Signatures:** ${context.signatureNote}`, '')
+  if (result.blobsVerified) {
+    lines.push(`**Blobs:** ${result.blobsVerified.count} downloaded and checked against their digests (${formatBytes(result.blobsVerified.bytes)}).`, '')
+  }
+  if (result.destinations.length > 0) {
+    lines.push('| Destination | Status | Digest | Previous digest | Copy |', '|---|---|---|---|---|')
+    lines.push(...result.destinations.map(row), '')
+  }
+  const c = result.copied
+  if (result.mode === 'promote' && c.blobsUploaded + c.blobsMounted + c.blobsPresent + c.manifestsWritten > 0) {
+    lines.push(`**Copied:** ${c.blobsUploaded} blobs uploaded (${formatBytes(c.bytesUploaded)}), ${c.blobsMounted} mounted, ${c.blobsPresent} already present; ${c.manifestsWritten} manifests written.`, '')
+  }
+  const moved = result.destinations.filter((d) => d.status === 'moved')
+  if (result.mode === 'promote' && moved.length > 0) {
+    lines.push('**Rollback:** promote the previous digest back to the tag, for example:', '')
+    for (const d of moved) {
+      const repository = d.reference.replace(/:[^:/@]+$/, '')
+      const tag = d.reference.slice(repository.length + 1)
+      lines.push(`- image ${code(`${repository}@${d.previousDigest}`)}, to ${code(tag)}`)
+    }
+    lines.push('')
+  }
+  return `${lines.join('\n')}\n`
+}
