@@ -1,10 +1,10 @@
-// ESM + ts-jest as in actions/typescript-action; isolatedModules keeps the transform fast.
+// ESM + ts-jest as in actions/typescript-action; tsconfig's isolatedModules keeps the transform fast.
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true }]
+    '^.+\\.ts$': ['ts-jest', { useESM: true }]
   },
   testMatch: ['**/__tests__/**/*.test.ts'],
   testTimeout: 60000,

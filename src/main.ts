@@ -65,6 +65,7 @@ export async function run(): Promise<void> {
       {
         repository: (ref) => stores.repository(ref),
         declareAccess: (ref, action) => stores.declareAccess(ref, action),
+        checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
         log: { info: (m) => core.info(m), debug: (m) => core.debug(m) },
         retry: transport.retryPolicy
       }

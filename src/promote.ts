@@ -54,6 +54,8 @@ export interface PromoteDependencies {
   readonly repository: (ref: Reference) => Repository
   /** Called once with every repository and the access it needs, before any request. */
   readonly declareAccess?: (ref: Reference, action: 'pull' | 'push') => void
+  /** Rejects a destination known to be unwritable (where the store can tell), before any write. */
+  readonly checkWriteAccess?: (ref: Reference) => Promise<void>
   readonly log?: Logger
   readonly retry?: RetryPolicy
   readonly signal?: AbortSignal
@@ -153,6 +155,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     return { ...base, destinations: results, copied: emptyStats() }
   }
 
+  await Promise.all(pending.map((d) => deps.checkWriteAccess?.(d.ref)))
   const copied = await writeDestinations(pending, source, graph, root, { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) })
   const results = await Promise.all(
     destinations.map((d) =>

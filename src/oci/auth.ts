@@ -29,6 +29,25 @@ export function parseChallenges(header: string): Challenge[] {
   return challenges
 }
 
+/** The actions a JWT bearer token's `access` claim grants on a repository; undefined when it is not such a token. */
+export function grantedActions(token: string, repository: string): Set<string> | undefined {
+  const parts = token.split('.')
+  if (parts.length !== 3) return undefined
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as {
+      access?: { type?: string; name?: string; actions?: string[] }[]
+    }
+    if (!Array.isArray(claims.access)) return undefined
+    const actions = new Set<string>()
+    for (const entry of claims.access) {
+      if (entry.type === 'repository' && entry.name === repository) for (const a of entry.actions ?? []) actions.add(a)
+    }
+    return actions
+  } catch {
+    return undefined
+  }
+}
+
 function isPrivateAddress(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '')
   if (isLoopbackHost(bare) || bare === '0.0.0.0') return true
@@ -237,6 +256,23 @@ export class RegistryAuth {
     )
     this.#onSecret(token)
     return token
+  }
+
+  /**
+   * Where the registry's tokens are JWTs listing what they grant (Distribution,
+   * Docker Hub), a token that lacks `action` on `repository` is known to fail:
+   * say so now, before anything is written. Opaque tokens and Basic auth tell
+   * nothing, and the write itself will be the test.
+   */
+  async assertGranted(repository: string, action: 'pull' | 'push'): Promise<void> {
+    const authorization = await this.authorization()
+    if (!authorization?.startsWith('Bearer ')) return
+    const granted = grantedActions(authorization.slice('Bearer '.length), repository)
+    if (granted && !granted.has(action) && !granted.has('*')) {
+      const credential = await this.#credentials.lookup(this.#registry)
+      const who = credential?.kind === 'basic' ? `user "${credential.username}"` : credential ? 'the configured token' : 'anonymous access'
+      throw new PromoteError('DENIED', `${this.#registry}: the token server grants ${who} ${granted.size ? [...granted].join(',') : 'no access'} on ${repository}, not ${action}. Use credentials that may ${action} there`)
+    }
   }
 
   /** Says who was refused, and how to fix it, without naming the secret. */

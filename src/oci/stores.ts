@@ -44,6 +44,11 @@ export class Stores {
     if (ref.kind === 'registry') this.client(ref.registry).auth.addScope(ref.repository, action)
   }
 
+  /** Fails now when the registry's token already says this repository cannot be written. */
+  async checkWriteAccess(ref: Reference): Promise<void> {
+    if (ref.kind === 'registry') await this.client(ref.registry).auth.assertGranted(ref.repository, 'push')
+  }
+
   repository(ref: Reference): Repository {
     return ref.kind === 'layout' ? new LayoutRepository(ref.path) : this.client(ref.registry).repository(ref.repository)
   }
