@@ -55,7 +55,8 @@ function readReference(name: string, parse: () => Reference): Reference {
   try {
     return parse()
   } catch (error) {
-    return fail(name, errorMessage(error), error)
+    // The parser's message already says what is wrong; a cause would repeat it.
+    return fail(name, errorMessage(error))
   }
 }
 

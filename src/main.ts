@@ -76,7 +76,7 @@ export async function run(): Promise<void> {
       await core.summary.addRaw(renderSummary(result, { signatureNote })).write()
     }
   } catch (error) {
-    core.setFailed(error instanceof Error ? error : errorMessage(error))
+    core.setFailed(errorMessage(error))
     const cause = error instanceof Error ? error.cause : undefined
     if (cause !== undefined) core.info(`caused by: ${errorMessage(cause)}`)
   } finally {

@@ -23,8 +23,9 @@ export async function startFakeServer(route: Route): Promise<FakeServer> {
   const server = createServer((req, res) => {
     seen.push({ method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization })
     req.resume()
-    if (route(req, res) === false || !res.headersSent) {
-      if (!res.headersSent) res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN"}]}')
+    // A route that answers nothing and returns nothing leaves the request hanging: a stall.
+    if (route(req, res) === false && !res.headersSent) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN"}]}')
     }
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

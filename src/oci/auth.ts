@@ -77,11 +77,11 @@ export function checkRealm(realm: string, registryUrl: URL): URL {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names a token realm with scheme ${url.protocol}`)
   }
-  if (url.protocol === 'http:' && registryUrl.protocol === 'https:') {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} is served over https but names a plain-http token realm ${redactUrl(url)}; credentials would travel in clear`)
-  }
   if (isPrivateAddress(url.hostname) && !isPrivateAddress(registryUrl.hostname)) {
     throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${redactUrl(url)}, a private or link-local address it does not live on; refused`)
+  }
+  if (url.protocol === 'http:' && registryUrl.protocol === 'https:') {
+    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} is served over https but names a plain-http token realm ${redactUrl(url)}; credentials would travel in clear`)
   }
   return url
 }

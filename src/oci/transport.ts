@@ -117,6 +117,11 @@ function networkError(error: unknown, req: HttpRequest, signal?: AbortSignal): P
   })
 }
 
+/** Errors from sockets and undici carry a string code; errors thrown by our own handlers do not. */
+function isSystemError(error: unknown): boolean {
+  return !(error instanceof PromoteError) && typeof (error as { code?: unknown })?.code === 'string'
+}
+
 /** Seconds or an HTTP date: https://www.rfc-editor.org/rfc/rfc9110#field.retry-after */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined
@@ -274,7 +279,7 @@ export class Transport {
             return await handle(res)
           } catch (error) {
             res.body.destroy()
-            throw last ? networkError(error, last, this.#signal) : error
+            throw isSystemError(error) ? networkError(error, req, this.#signal) : error
           }
         },
         {
@@ -284,7 +289,7 @@ export class Transport {
         }
       )
     } catch (error) {
-      throw last ? networkError(error, last, this.#signal) : error
+      throw last && isSystemError(error) ? networkError(error, last, this.#signal) : error
     }
   }
 
