@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian/Ubuntu machine: installs what the tests
+# run against (the CNCF Distribution registry, skopeo, openssl), installs the
+# pinned dependencies (Node 24 among them), checks dist/ is current, runs Jest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing ${missing[*]} from Debian/Ubuntu packages"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+# npm puts node_modules/.bin first on PATH for scripts: Node 24 from the `node` package runs everything below.
+echo "Node for build and tests: $(npm exec --offline -- node --version)"
+
+npm run --silent build
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- dist; then
+  git --no-pager diff --stat -- dist
+  echo "dist/ is stale: run 'npm run build' and commit dist/ with the src/ change." >&2
+  exit 1
+fi
+
+results=$(mktemp)
+status=0
+npm test -- --json --outputFile="$results" "$@" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$results" || true
+rm -f "$results"
+exit $status
