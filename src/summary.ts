@@ -41,6 +41,10 @@ function formatBytes(bytes: number): string {
   return `${value.toFixed(1)} ${units[unit]}`
 }
 
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`
+}
+
 function row(d: DestinationResult): string {
   const previous = d.previousDigest === null ? '—' : code(shortDigest(d.previousDigest))
   return `| ${code(d.reference)} | ${d.status} | ${code(shortDigest(d.digest))} | ${previous} | ${d.copy} |`
@@ -56,7 +60,7 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
   lines.push(`**Pinned reference** for deploy jobs: ${code(result.image)}`, '')
   lines.push(`**Signatures:** ${context.signatureNote}`, '')
   if (result.blobsVerified) {
-    lines.push(`**Blobs:** ${result.blobsVerified.count} downloaded and checked against their digests (${formatBytes(result.blobsVerified.bytes)}).`, '')
+    lines.push(`**Blobs:** ${count(result.blobsVerified.count, 'blob')} downloaded and checked against their digests (${formatBytes(result.blobsVerified.bytes)}).`, '')
   }
   if (result.destinations.length > 0) {
     lines.push('| Destination | Status | Digest | Previous digest | Copy |', '|---|---|---|---|---|')
@@ -64,7 +68,7 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
   }
   const c = result.copied
   if (result.mode === 'promote' && c.blobsUploaded + c.blobsMounted + c.blobsPresent + c.manifestsWritten > 0) {
-    lines.push(`**Copied:** ${c.blobsUploaded} blobs uploaded (${formatBytes(c.bytesUploaded)}), ${c.blobsMounted} mounted, ${c.blobsPresent} already present; ${c.manifestsWritten} manifests written.`, '')
+    lines.push(`**Copied:** ${count(c.blobsUploaded, 'blob')} uploaded (${formatBytes(c.bytesUploaded)}), ${c.blobsMounted} mounted, ${c.blobsPresent} already present; ${count(c.manifestsWritten, 'manifest')} written.`, '')
   }
   const moved = result.destinations.filter((d) => d.status === 'moved')
   if (result.mode === 'promote' && moved.length > 0) {
