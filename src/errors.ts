@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'NOT_PROMOTED'
   | 'READBACK_MISMATCH'
   | 'SIGNATURE_POLICY_MISSING'
+  | 'SIGNATURE_NOT_VERIFIED'
 
 export interface PromoteErrorOptions {
   cause?: unknown

@@ -1,8 +1,11 @@
 import * as core from '@actions/core'
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { PromoteError, errorMessage } from './errors.js'
 import { SHA256_DIGEST } from './oci/digest.js'
 import { parseDestination, parseReference, type Reference } from './oci/reference.js'
 import { DEFAULT_IMMUTABLE_TAGS, type Mode } from './promote.js'
+import { GITHUB_ACTIONS_ISSUER, exactIdentity, identityRegexp, type SignaturePolicy } from './verify/policy.js'
 
 export interface Inputs {
   readonly image: Reference
@@ -16,6 +19,10 @@ export interface Inputs {
   readonly concurrency: number
   readonly showSummary: boolean
   readonly verifySignature: boolean
+  /** Set when verify-signature is true; reading it fails when no policy is given. */
+  readonly signaturePolicy?: SignaturePolicy
+  readonly trustedRoot?: string
+  readonly copySignatures: boolean
 }
 
 const MODES: readonly Mode[] = ['promote', 'plan', 'verify']
@@ -72,6 +79,61 @@ function readImmutableTags(): RegExp | undefined {
   }
 }
 
+function readPublicKey(): KeyObject | undefined {
+  const value = read('public-key').trim()
+  if (value === '') return undefined
+  let pem = value
+  if (!value.startsWith('-----BEGIN')) {
+    try {
+      pem = readFileSync(value, 'utf8')
+    } catch (error) {
+      return fail('public-key', `is neither a PEM public key nor a readable file (${errorMessage(error)}); pass the contents of cosign.pub or a path to it`)
+    }
+  }
+  try {
+    const key = createPublicKey(pem)
+    return key
+  } catch (error) {
+    return fail('public-key', `is not a PEM public key (${errorMessage(error)}); pass the contents of cosign.pub (-----BEGIN PUBLIC KEY-----)`)
+  }
+}
+
+function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefined {
+  const publicKey = readPublicKey()
+  const identity = read('certificate-identity').trim()
+  const identityPattern = read('certificate-identity-regexp').trim()
+  const issuer = read('certificate-oidc-issuer').trim() || GITHUB_ACTIONS_ISSUER
+  const attestationType = read('attestation-type').trim()
+  const signedPlatforms = read('signed-platforms').trim() || 'index'
+  if (signedPlatforms !== 'index' && signedPlatforms !== 'all') fail('signed-platforms', `"${signedPlatforms}" is not one of index, all`)
+  if (identity && identityPattern) fail('certificate-identity-regexp', 'cannot be combined with certificate-identity; set one of them')
+  let policyIdentity
+  if (identity) policyIdentity = exactIdentity(identity)
+  if (identityPattern) {
+    try {
+      policyIdentity = identityRegexp(identityPattern)
+    } catch (error) {
+      fail('certificate-identity-regexp', `"${identityPattern}" is not a valid regular expression (${errorMessage(error)})`)
+    }
+  }
+  if (!verifySignature) return undefined
+  if (!publicKey && !policyIdentity) {
+    throw new PromoteError(
+      'SIGNATURE_POLICY_MISSING',
+      'input "verify-signature" is true, but no signature policy is set, so oci-promote refuses to promote an image it cannot verify. ' +
+        'Set public-key (cosign --key), or certificate-identity / certificate-identity-regexp with certificate-oidc-issuer (keyless); ' +
+        'or set verify-signature: false to promote without a signature check.'
+    )
+  }
+  return {
+    publicKeys: publicKey ? [publicKey] : [],
+    ...(policyIdentity ? { identity: policyIdentity } : {}),
+    issuer,
+    ...(attestationType ? { attestationType } : {}),
+    signedPlatforms
+  }
+}
+
 /** Reads and checks every input; the only place that does. Nothing here touches the network. */
 export function getInputs(): Inputs {
   const imageText = read('image').trim()
@@ -111,6 +173,9 @@ export function getInputs(): Inputs {
   }
 
   const immutableTags = readImmutableTags()
+  const verifySignature = readBoolean('verify-signature', true)
+  const signaturePolicy = readSignaturePolicy(verifySignature)
+  const trustedRoot = read('trusted-root').trim()
   return {
     image,
     ...(digest ? { digest } : {}),
@@ -122,6 +187,9 @@ export function getInputs(): Inputs {
     ...(githubToken ? { githubToken } : {}),
     concurrency,
     showSummary: readBoolean('show-summary', true),
-    verifySignature: readBoolean('verify-signature', true)
+    verifySignature,
+    ...(signaturePolicy ? { signaturePolicy } : {}),
+    ...(trustedRoot ? { trustedRoot } : {}),
+    copySignatures: readBoolean('copy-signatures', true)
   }
 }

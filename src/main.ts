@@ -1,28 +1,50 @@
 import * as core from '@actions/core'
-import { PromoteError, errorMessage } from './errors.js'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { errorMessage } from './errors.js'
 import { getInputs, type Inputs } from './inputs.js'
 import { DockerCredentials } from './oci/credentials.js'
 import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
 import { promote, type PromotionResult } from './promote.js'
 import { renderSummary } from './summary.js'
+import { githubAttestations } from './verify/github.js'
+import { SignatureVerifier } from './verify/index.js'
+import { TrustRoot } from './verify/trust.js'
 
 const USER_AGENT = 'oci-promote/0.1'
 
-function checkSignaturePolicy(inputs: Inputs): string {
-  if (!inputs.verifySignature) {
-    return 'not verified: verify-signature is false for this run.'
-  }
-  throw new PromoteError(
-    'SIGNATURE_POLICY_MISSING',
-    'input "verify-signature" is true, but this version of oci-promote cannot verify signatures yet, so it refuses to promote rather than promote unverified. ' +
-      'Set verify-signature: false to promote without a signature check.'
+function createVerifier(inputs: Inputs): SignatureVerifier | undefined {
+  if (!inputs.signaturePolicy) return undefined
+  const trust = new TrustRoot({
+    ...(inputs.trustedRoot ? { trustedRootPath: inputs.trustedRoot } : {}),
+    tufCachePath: join(process.env['RUNNER_TEMP'] ?? tmpdir(), 'oci-promote-sigstore-tuf')
+  })
+  return new SignatureVerifier(inputs.signaturePolicy, trust)
+}
+
+function verifiedOutput(result: PromotionResult): string {
+  return JSON.stringify(
+    result.verified.map((v) => ({
+      format: v.format,
+      subject: v.subject,
+      ...(v.identity ? { identity: v.identity } : {}),
+      ...(v.keyId ? { 'key-id': v.keyId } : {}),
+      ...(v.issuer ? { issuer: v.issuer } : {}),
+      ...(v.predicateType ? { 'predicate-type': v.predicateType } : {}),
+      ...(v.logIndex !== undefined ? { 'log-index': v.logIndex } : {}),
+      source: v.source
+    }))
   )
 }
 
 function setOutputs(result: PromotionResult): void {
   core.setOutput('digest', result.digest)
   core.setOutput('image', result.image)
+  core.setOutput(
+    'verified',
+    verifiedOutput(result)
+  )
   core.setOutput(
     'promoted',
     JSON.stringify(
@@ -41,7 +63,12 @@ export async function run(): Promise<void> {
   const transport = new Transport({ userAgent: USER_AGENT, debug: (m) => core.debug(m) })
   try {
     const inputs = getInputs()
-    const signatureNote = checkSignaturePolicy(inputs)
+    const verifier = createVerifier(inputs)
+    const githubRepository = process.env['GITHUB_REPOSITORY']
+    const externalEvidence =
+      verifier && inputs.githubToken && githubRepository
+        ? githubAttestations({ token: inputs.githubToken, repository: githubRepository, ...(process.env['GITHUB_API_URL'] ? { apiUrl: process.env['GITHUB_API_URL'] } : {}) })
+        : undefined
     const stores = new Stores({
       transport,
       credentials: new DockerCredentials({
@@ -60,20 +87,24 @@ export async function run(): Promise<void> {
         mode: inputs.mode,
         ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}),
         verifyBlobs: inputs.verifyBlobs,
-        concurrency: inputs.concurrency
+        concurrency: inputs.concurrency,
+        copySignatures: inputs.copySignatures
       },
       {
         repository: (ref) => stores.repository(ref),
         declareAccess: (ref, action) => stores.declareAccess(ref, action),
         checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
         log: { info: (m) => core.info(m), debug: (m) => core.debug(m) },
-        retry: transport.retryPolicy
+        retry: transport.retryPolicy,
+        ...(verifier ? { verifier } : {}),
+        ...(externalEvidence ? { externalEvidence } : {})
       }
     )
     setOutputs(result)
     for (const d of result.destinations) core.info(`${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`)
+    for (const note of result.notes) core.warning(note)
     if (inputs.showSummary) {
-      await core.summary.addRaw(renderSummary(result, { signatureNote })).write()
+      await core.summary.addRaw(renderSummary(result, { signaturesChecked: verifier !== undefined })).write()
     }
   } catch (error) {
     core.setFailed(errorMessage(error))

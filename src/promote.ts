@@ -1,11 +1,13 @@
 import pLimit from 'p-limit'
+import { copyAttachments, findAttachments, type AttachmentListing } from './attachments.js'
 import { copyImageContent, emptyStats, type CopyStats } from './copy.js'
 import { PromoteError } from './errors.js'
 import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph } from './image.js'
-import type { Manifest } from './oci/manifest.js'
+import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
 import { DEFAULT_RETRY, type RetryPolicy } from './oci/transport.js'
+import { verifyImage, type Evidence, type SignatureVerifier, type VerifiedSignature } from './verify/index.js'
 
 export type Mode = 'promote' | 'plan' | 'verify'
 export type DestinationStatus = 'created' | 'moved' | 'unchanged' | 'planned' | 'verified'
@@ -22,6 +24,8 @@ export interface PromotionRequest {
   readonly immutableTags?: RegExp
   readonly verifyBlobs: boolean
   readonly concurrency: number
+  /** Carry signatures, attestations and other referrers to other repositories (default true). */
+  readonly copySignatures?: boolean
 }
 
 export interface DestinationResult {
@@ -43,6 +47,12 @@ export interface PromotionResult {
   readonly destinations: readonly DestinationResult[]
   readonly blobsVerified?: { readonly count: number; readonly bytes: number }
   readonly copied: CopyStats
+  /** Signatures and attestations that satisfied the policy, at the source. */
+  readonly verified: readonly VerifiedSignature[]
+  /** Signatures, attestations and other referrers carried to other repositories. */
+  readonly attachmentsCopied: number
+  /** Oddities met on the way (a fallback tag that is not an index, …). */
+  readonly notes: readonly string[]
 }
 
 export interface Logger {
@@ -59,6 +69,10 @@ export interface PromoteDependencies {
   readonly log?: Logger
   readonly retry?: RetryPolicy
   readonly signal?: AbortSignal
+  /** When set, the source must carry a signature satisfying its policy, checked before any write. */
+  readonly verifier?: SignatureVerifier
+  /** Evidence kept outside registries (GitHub artifact attestations), per digest. */
+  readonly externalEvidence?: (subject: string) => Promise<Evidence[]>
 }
 
 interface Destination {
@@ -139,12 +153,28 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     log.info(`verified ${blobsVerified.count} blobs (${blobsVerified.bytes} bytes) against their digests`)
   }
 
+  // Signatures: found once at the source, verified before anything else happens, then carried along.
+  const children = parseManifest(root, `manifest ${digest}`).manifests.map((m) => m.digest)
+  const verifier = deps.verifier
+  const signedSubjects = verifier ? [digest, ...(verifier.policy.signedPlatforms === 'all' ? children : [])] : []
+  const carried = destinations.filter((d) => d.copy !== 'same-repository')
+  const copySignatures = (request.copySignatures ?? true) && request.mode === 'promote' && carried.length > 0
+  const attachmentSubjects = [...new Set([...signedSubjects, ...(copySignatures ? [digest, ...children] : [])])]
+  const listing: AttachmentListing = attachmentSubjects.length
+    ? await findAttachments(source, attachmentSubjects, limit)
+    : { attachments: [], notes: [], referrersVia: {} }
+  let verified: VerifiedSignature[] = []
+  if (verifier) {
+    verified = await verifyImage({ verifier, repository: source, attachments: listing, subjects: signedSubjects, root, ...(deps.externalEvidence ? { externalEvidence: deps.externalEvidence } : {}) })
+    log.info(`signature policy satisfied by ${verified.length} signature(s): ${verified.map((v) => v.identity ?? v.keyId).join(', ')}`)
+  }
+
   await Promise.all(destinations.map(async (d) => (d.previousDigest = await limit(() => readPrevious(d, digest)))))
 
-  const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, ...(blobsVerified ? { blobsVerified } : {}) }
+  const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: listing.notes, ...(blobsVerified ? { blobsVerified } : {}) }
 
   if (request.mode === 'verify') {
-    return { ...base, destinations: await verifyDestinations(destinations, digest, limit), copied: emptyStats() }
+    return { ...base, destinations: await verifyDestinations(destinations, digest, limit), copied: emptyStats(), attachmentsCopied: 0 }
   }
 
   checkImmutableTags(destinations, digest, request.immutableTags)
@@ -152,11 +182,26 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const pending = destinations.filter((d) => d.previousDigest !== digest)
   if (request.mode === 'plan') {
     const results = destinations.map((d) => result(d, digest, d.previousDigest === digest ? 'unchanged' : 'planned'))
-    return { ...base, destinations: results, copied: emptyStats() }
+    return { ...base, destinations: results, copied: emptyStats(), attachmentsCopied: 0 }
   }
 
   await Promise.all(pending.map((d) => deps.checkWriteAccess?.(d.ref)))
-  const copied = await writeDestinations(pending, source, graph, root, { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) })
+  const options = { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) }
+  const copied = await copyContent(pending, source, graph, options)
+  let attachmentsCopied = 0
+  if (copySignatures) {
+    for (const target of distinctRepositories(carried)) {
+      const outcome = await copyAttachments(listing.attachments, source, target.repository, options)
+      attachmentsCopied += outcome.copied
+      if (outcome.copied) log.info(`${target.repository.name}: carried ${outcome.copied} signatures, attestations and referrers (${outcome.present} already there)`)
+      // What a verifier at the new home will see: the signature found there must verify before its tag moves.
+      if (verifier && verified.some((v) => v.format !== 'github-attestation')) {
+        const there = await findAttachments(target.repository, signedSubjects, limit)
+        await verifyImage({ verifier, repository: target.repository, attachments: there, subjects: signedSubjects, root })
+      }
+    }
+  }
+  await moveTags(pending, root, copied, options)
   const results = await Promise.all(
     destinations.map((d) =>
       limit(async () => {
@@ -168,7 +213,14 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
       })
     )
   )
-  return { ...base, destinations: results, copied }
+  return { ...base, destinations: results, copied, attachmentsCopied }
+}
+
+/** One destination per repository: several tags in one repository share its content. */
+function distinctRepositories(destinations: readonly Destination[]): Destination[] {
+  const byRepository = new Map<string, Destination>()
+  for (const d of destinations) byRepository.set(`${d.repository.store} ${repositoryName(d.ref)}`, d)
+  return [...byRepository.values()]
 }
 
 function result(d: Destination, digest: string, status: DestinationStatus): DestinationResult {
@@ -193,34 +245,30 @@ async function verifyDestinations(destinations: readonly Destination[], digest: 
   return destinations.map((d) => result(d, digest, 'verified'))
 }
 
-async function writeDestinations(
-  pending: readonly Destination[],
-  source: Repository,
-  graph: ImageGraph,
-  root: Manifest,
-  options: { limit: ReturnType<typeof pLimit>; retry: RetryPolicy; signal?: AbortSignal; log: Logger }
-): Promise<CopyStats> {
+type WriteOptions = { limit: ReturnType<typeof pLimit>; retry: RetryPolicy; signal?: AbortSignal; log: Logger }
+
+/** Content first, once per destination repository, for every destination... */
+async function copyContent(pending: readonly Destination[], source: Repository, graph: ImageGraph, options: WriteOptions): Promise<CopyStats> {
   const total = emptyStats()
-  // Content first, once per destination repository, for every destination...
-  const byRepository = new Map<string, Destination>()
-  for (const d of pending) if (d.copy !== 'same-repository') byRepository.set(`${d.repository.store} ${repositoryName(d.ref)}`, d)
   await Promise.all(
-    [...byRepository.values()].map(async (d) => {
+    distinctRepositories(pending.filter((d) => d.copy !== 'same-repository')).map(async (d) => {
       const stats = await copyImageContent(graph, source, d.repository, options)
       options.log.info(`${d.repository.name}: ${stats.blobsUploaded} blobs uploaded (${stats.bytesUploaded} bytes), ${stats.blobsMounted} mounted, ${stats.blobsPresent} already present`)
       for (const key of Object.keys(total) as (keyof CopyStats)[]) total[key] += stats[key]
     })
   )
-  // ...then the root manifest under each tag (or its digest), which is when environments see the change.
-  await Promise.all(
-    pending
-      .map((d) =>
-        options.limit(async () => {
-          await d.repository.putManifest(d.tag ?? root.digest, root)
-          total.manifestsWritten++
-          options.log.info(`${formatReference(d.ref)} -> ${root.digest}`)
-        })
-      )
-  )
   return total
+}
+
+/** ...then the root manifest under each tag (or its digest), which is when environments see the change. */
+async function moveTags(pending: readonly Destination[], root: Manifest, stats: CopyStats, options: WriteOptions): Promise<void> {
+  await Promise.all(
+    pending.map((d) =>
+      options.limit(async () => {
+        await d.repository.putManifest(d.tag ?? root.digest, root)
+        stats.manifestsWritten++
+        options.log.info(`${formatReference(d.ref)} -> ${root.digest}`)
+      })
+    )
+  )
 }

@@ -3,8 +3,8 @@ import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '
 import type { DestinationResult, PromotionResult } from './promote.js'
 
 export interface SummaryContext {
-  /** Why signatures were or were not checked, in a sentence. */
-  readonly signatureNote: string
+  /** False when verify-signature was off for the run. */
+  readonly signaturesChecked: boolean
 }
 
 const MEDIA_TYPE_NAMES: Record<string, string> = {
@@ -58,7 +58,20 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
   const platforms = result.platforms.length ? `, ${result.platforms.length} platforms: ${result.platforms.map(cell).join(', ')}` : ''
   lines.push(`**Source** ${code(result.source)} is ${code(result.digest)} (${kind}${platforms}).`, '')
   lines.push(`**Pinned reference** for deploy jobs: ${code(result.image)}`, '')
-  lines.push(`**Signatures:** ${context.signatureNote}`, '')
+  if (!context.signaturesChecked) {
+    lines.push('**Signatures:** not verified: verify-signature is false for this run.', '')
+  } else {
+    lines.push(`**Signatures:** verified before promoting; ${count(result.verified.length, 'signature')} satisfied the policy.`, '')
+    lines.push('| Format | Subject | Signed by | Issuer | Predicate type | Log index |', '|---|---|---|---|---|---|')
+    for (const v of result.verified) {
+      const signer = v.identity ?? v.keyId ?? 'unknown'
+      lines.push(`| ${v.format} | ${code(shortDigest(v.subject))} | ${code(signer)} | ${v.issuer ? code(v.issuer) : '—'} | ${v.predicateType ? code(v.predicateType) : '—'} | ${v.logIndex ?? '—'} |`)
+    }
+    lines.push('')
+  }
+  if (result.attachmentsCopied > 0) {
+    lines.push(`**Carried:** ${count(result.attachmentsCopied, 'signature, attestation or referrer')} copied to the other repositories.`.replace('referrers copied', 'referrers copied'), '')
+  }
   if (result.blobsVerified) {
     lines.push(`**Blobs:** ${count(result.blobsVerified.count, 'blob')} downloaded and checked against their digests (${formatBytes(result.blobsVerified.bytes)}).`, '')
   }

@@ -6,6 +6,7 @@ import { Stores } from '../../src/oci/stores.ts'
 import { Transport, type RetryPolicy } from '../../src/oci/transport.ts'
 import { promote, type PromotionRequest, type PromotionResult } from '../../src/promote.ts'
 import { parseDestination, parseReference } from '../../src/oci/reference.ts'
+import type { Evidence, SignatureVerifier } from '../../src/verify/index.ts'
 
 export interface RecordedRequest {
   readonly method: string
@@ -48,7 +49,16 @@ export interface Harness {
   close(): Promise<void>
 }
 
-export function createHarness(options: { credentials?: DockerCredentialOptions; retry?: RetryPolicy; insecure?: string[]; agent?: Agent.Options } = {}): Harness {
+export interface HarnessOptions {
+  credentials?: DockerCredentialOptions
+  retry?: RetryPolicy
+  insecure?: string[]
+  agent?: Agent.Options
+  verifier?: SignatureVerifier
+  externalEvidence?: (subject: string) => Promise<Evidence[]>
+}
+
+export function createHarness(options: HarnessOptions = {}): Harness {
   const requests: RecordedRequest[] = []
   const secrets: string[] = []
   const transport = new Transport({ dispatcher: recordingDispatcher(requests, options.agent), retry: options.retry ?? FAST_RETRY })
@@ -79,7 +89,9 @@ export function createHarness(options: { credentials?: DockerCredentialOptions; 
           repository: (ref) => stores.repository(ref),
           declareAccess: (ref, action) => stores.declareAccess(ref, action),
           checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
-          retry: options.retry ?? FAST_RETRY
+          retry: options.retry ?? FAST_RETRY,
+          ...(options.verifier ? { verifier: options.verifier } : {}),
+          ...(options.externalEvidence ? { externalEvidence: options.externalEvidence } : {})
         }
       )
     },

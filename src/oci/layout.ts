@@ -187,4 +187,9 @@ export class LayoutRepository implements Repository {
   async mountBlob(): Promise<boolean> {
     return false
   }
+
+  /** Layouts have no referrers API; their referrers live under the fallback tag. */
+  async referrersFromApi(): Promise<undefined> {
+    return undefined
+  }
 }

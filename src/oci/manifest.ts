@@ -32,6 +32,9 @@ export interface ManifestContent {
   /** Config and layers of an image manifest. */
   readonly blobs: readonly Descriptor[]
   readonly subject?: Descriptor
+  /** The manifest's artifactType, else its config media type (OCI 1.1 artifacts). */
+  readonly artifactType?: string
+  readonly annotations?: Readonly<Record<string, string>>
 }
 
 /** Manifests larger than this are refused, as the distribution spec lets registries do. */
@@ -93,18 +96,31 @@ export function toManifest(bytes: Buffer, contentType: string | undefined, label
 export function parseManifest(manifest: Manifest, label: string): ManifestContent {
   const json = parseJson(manifest.bytes, label)
   const subject = json['subject'] === undefined ? undefined : checkDescriptor(json['subject'], `${label} subject`)
+  const annotations = typeof json['annotations'] === 'object' && json['annotations'] !== null ? (json['annotations'] as Record<string, string>) : undefined
+  const extra = {
+    ...(subject ? { subject } : {}),
+    ...(annotations ? { annotations } : {}),
+    ...(typeof json['artifactType'] === 'string' ? { artifactType: json['artifactType'] } : {})
+  }
   if (INDEX_MEDIA_TYPES.has(manifest.mediaType)) {
     if (!Array.isArray(json['manifests'])) throw new PromoteError('MANIFEST_INVALID', `${label} is an index without a "manifests" list`)
     const manifests = json['manifests'].map((m, i) => checkDescriptor(m, `${label} manifests[${i}]`))
-    return { isIndex: true, manifests, blobs: [], ...(subject ? { subject } : {}) }
+    return { isIndex: true, manifests, blobs: [], ...extra }
   }
   const config = checkDescriptor(json['config'], `${label} config`)
   if (!Array.isArray(json['layers'])) throw new PromoteError('MANIFEST_INVALID', `${label} is an image manifest without a "layers" list`)
   const layers = json['layers'].map((l, i) => checkDescriptor(l, `${label} layers[${i}]`))
-  return { isIndex: false, manifests: [], blobs: [config, ...layers], ...(subject ? { subject } : {}) }
+  return { isIndex: false, manifests: [], blobs: [config, ...layers], artifactType: config.mediaType, ...extra }
 }
 
 export function describePlatform(platform: Platform | undefined): string {
   if (!platform) return 'unknown platform'
   return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/')
+}
+
+/** The descriptors of a referrers response (an OCI image index). */
+export function parseReferrersIndex(bytes: Buffer, label: string): Descriptor[] {
+  const json = parseJson(bytes, label)
+  if (!Array.isArray(json['manifests'])) throw new PromoteError('MANIFEST_INVALID', `${label} is not an image index`)
+  return json['manifests'].map((m, i) => checkDescriptor(m, `${label} manifests[${i}]`))
 }

@@ -3,8 +3,8 @@ import { PromoteError } from '../errors.js'
 import { RegistryAuth } from './auth.js'
 import type { CredentialSource } from './credentials.js'
 import { SHA256_DIGEST } from './digest.js'
-import { MAX_MANIFEST_BYTES, toManifest, type Descriptor, type Manifest } from './manifest.js'
-import { MANIFEST_ACCEPT } from './media-types.js'
+import { MAX_MANIFEST_BYTES, parseReferrersIndex, toManifest, type Descriptor, type Manifest } from './manifest.js'
+import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.js'
 import { isLoopbackHost, registryApiHost } from './reference.js'
 import type { Repository } from './repository.js'
 import {
@@ -226,6 +226,21 @@ export class RemoteRepository implements Repository {
       if (res.status !== 200) throw await responseError(res, what)
       return res.body
     })
+  }
+
+  async referrersFromApi(digest: string): Promise<Descriptor[] | undefined> {
+    const what = `GET referrers ${this.name}@${digest}`
+    return this.client.call(what, 'GET', `/v2/${this.repository}/referrers/${checkDigestArgument(digest)}`, async (res) => {
+      // 404 is how a registry without the API answers; so do some that have it but know nothing of the digest,
+      // and both mean the same to a reader: look at the fallback tag.
+      if (res.status === 404) {
+        await res.body.dump()
+        return undefined
+      }
+      if (res.status !== 200) throw await responseError(res, what)
+      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `referrers of ${this.name}@${digest}`)
+      return parseReferrersIndex(bytes, `referrers of ${this.name}@${digest}`)
+    }, { headers: { accept: OCI_INDEX } })
   }
 
   async #startUpload(query: string): Promise<{ mounted: true } | { mounted: false; location: URL }> {

@@ -26,4 +26,11 @@ export interface Repository {
   writeBlob(descriptor: Descriptor, open: () => Promise<Readable>): Promise<void>
   /** Links a blob another repository of the same store holds; false when the store declined. */
   mountBlob(descriptor: Descriptor, from: Repository): Promise<boolean>
+
+  /**
+   * The OCI 1.1 referrers API for `digest`: the descriptors it lists, or
+   * undefined when the store has no such API (then the `sha256-<hex>` tag is
+   * the fallback): https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
+   */
+  referrersFromApi(digest: string): Promise<Descriptor[] | undefined>
 }

@@ -1,0 +1,160 @@
+import type { LimitFunction } from 'p-limit'
+import { copyImageContent, type CopyOptions } from './copy.js'
+import { digestTag } from './oci/digest.js'
+import { parseManifest, toManifest, type Descriptor, type Manifest, type ManifestContent } from './oci/manifest.js'
+import { addToFallbackIndex, listReferrers } from './oci/referrers.js'
+import type { Repository } from './oci/repository.js'
+
+/** Cosign's legacy tag suffixes: https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md */
+export const LEGACY_SUFFIXES = ['sig', 'att', 'sbom'] as const
+export type LegacySuffix = (typeof LEGACY_SUFFIXES)[number]
+
+/** At most this many referrers are read per digest; cosign caps signature layers at 1000 the same way. */
+export const MAX_REFERRERS = 128
+
+/** A signature, attestation, SBOM or other artifact stored beside an image. */
+export interface Attachment {
+  /** The digest it is attached to. */
+  readonly subject: string
+  readonly kind: LegacySuffix | 'referrer'
+  /** `sha256-<hex>.sig` for a legacy tag; the referrer's own digest otherwise. */
+  readonly reference: string
+  readonly manifest: Manifest
+  /** How the referrers listing described it (artifactType, annotations); for tags, the tag's manifest. */
+  readonly descriptor: Descriptor
+  readonly content: ManifestContent
+}
+
+export interface AttachmentListing {
+  readonly attachments: readonly Attachment[]
+  /** Where the store had something odd, said for the user. */
+  readonly notes: readonly string[]
+  /** Where each subject's referrers were found. */
+  readonly referrersVia: Readonly<Record<string, 'api' | 'tag' | 'none'>>
+}
+
+function describe(manifest: Manifest): Descriptor {
+  return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length }
+}
+
+async function legacyTags(repository: Repository, subject: string): Promise<Attachment[]> {
+  const found = await Promise.all(
+    LEGACY_SUFFIXES.map(async (kind): Promise<Attachment | undefined> => {
+      const reference = `${digestTag(subject)}.${kind}`
+      const manifest = await repository.fetchManifest(reference)
+      if (!manifest) return undefined
+      const content = parseManifest(manifest, `${repository.name}:${reference}`)
+      if (content.isIndex) return undefined
+      return { subject, kind, reference, manifest, descriptor: describe(manifest), content }
+    })
+  )
+  return found.filter((a): a is Attachment => a !== undefined)
+}
+
+async function referrers(repository: Repository, subject: string, notes: string[], limit: LimitFunction): Promise<{ attachments: Attachment[]; via: 'api' | 'tag' | 'none' }> {
+  const listing = await listReferrers(repository, subject)
+  notes.push(...listing.notes)
+  let descriptors = listing.descriptors
+  if (descriptors.length > MAX_REFERRERS) {
+    notes.push(`${repository.name}: ${descriptors.length} referrers of ${subject}; only the first ${MAX_REFERRERS} were read`)
+    descriptors = descriptors.slice(0, MAX_REFERRERS)
+  }
+  const attachments = await Promise.all(
+    descriptors.map((descriptor) =>
+      limit(async (): Promise<Attachment | undefined> => {
+        const manifest = await repository.fetchManifest(descriptor.digest)
+        if (!manifest) {
+          notes.push(`${repository.name}: referrer ${descriptor.digest} of ${subject} is listed but missing`)
+          return undefined
+        }
+        const content = parseManifest(manifest, `referrer ${descriptor.digest}`)
+        // A listing is only a hint: the referrer itself must name this subject.
+        if (content.subject?.digest !== subject) {
+          notes.push(`${repository.name}: ${descriptor.digest} is listed as a referrer of ${subject} but names ${content.subject?.digest ?? 'no subject'}; ignored`)
+          return undefined
+        }
+        return { subject, kind: 'referrer', reference: descriptor.digest, manifest, descriptor, content }
+      })
+    )
+  )
+  return { attachments: attachments.filter((a): a is Attachment => a !== undefined), via: listing.via }
+}
+
+/** Everything attached to each digest in a repository: legacy cosign tags and OCI referrers. */
+export async function findAttachments(repository: Repository, subjects: readonly string[], limit: LimitFunction): Promise<AttachmentListing> {
+  const notes: string[] = []
+  const referrersVia: Record<string, 'api' | 'tag' | 'none'> = {}
+  const perSubject = await Promise.all(
+    subjects.map(async (subject) => {
+      const [tags, refs] = await Promise.all([legacyTags(repository, subject), referrers(repository, subject, notes, limit)])
+      referrersVia[subject] = refs.via
+      return [...tags, ...refs.attachments]
+    })
+  )
+  return { attachments: perSubject.flat(), notes, referrersVia }
+}
+
+/** A legacy tag already present with other signatures: keep both sets of layers, as cosign appends them. */
+function mergeLegacy(existing: Manifest, incoming: Attachment, label: string): Manifest | undefined {
+  const current = JSON.parse(existing.bytes.toString('utf8')) as { layers?: Descriptor[] }
+  const have = new Set((current.layers ?? []).map((l) => l.digest))
+  const missing = incoming.content.blobs.slice(1).filter((l) => !have.has(l.digest))
+  if (missing.length === 0) return undefined
+  const merged = { ...current, layers: [...(current.layers ?? []), ...missing] }
+  return toManifest(Buffer.from(JSON.stringify(merged)), existing.mediaType, label)
+}
+
+export interface AttachmentCopyResult {
+  copied: number
+  present: number
+}
+
+/**
+ * Carries attachments to another repository: their blobs, then the legacy tag
+ * (merged with any signatures already there) or the referrer manifest, listed
+ * in the fallback index where the destination has no referrers API.
+ */
+export async function copyAttachments(attachments: readonly Attachment[], from: Repository, to: Repository, options: CopyOptions): Promise<AttachmentCopyResult> {
+  const result: AttachmentCopyResult = { copied: 0, present: 0 }
+  const apiBySubject = new Map<string, Promise<boolean>>()
+  const hasApi = (subject: string): Promise<boolean> => {
+    let known = apiBySubject.get(subject)
+    if (!known) apiBySubject.set(subject, (known = to.referrersFromApi(subject).then((r) => r !== undefined)))
+    return known
+  }
+  // Fallback-index updates for one subject read, merge and write one tag: they must not interleave.
+  const indexQueue = new Map<string, Promise<unknown>>()
+
+  await Promise.all(
+    attachments.map(async (attachment) => {
+      await copyImageContent({ root: attachment.manifest, children: [], blobs: attachment.content.blobs, platforms: [] }, from, to, options)
+      if (attachment.kind !== 'referrer') {
+        const existing = await to.fetchManifest(attachment.reference)
+        if (existing?.digest === attachment.manifest.digest) {
+          result.present++
+          return
+        }
+        const manifest = existing ? mergeLegacy(existing, attachment, `${to.name}:${attachment.reference}`) : attachment.manifest
+        if (!manifest) {
+          result.present++
+          return
+        }
+        await options.limit(() => to.putManifest(attachment.reference, manifest))
+        result.copied++
+        return
+      }
+      const present = await to.hasManifest(attachment.manifest.digest)
+      if (!present) await options.limit(() => to.putManifest(attachment.manifest.digest, attachment.manifest))
+      let listed = false
+      if (!(await hasApi(attachment.subject))) {
+        const previous = indexQueue.get(attachment.subject) ?? Promise.resolve()
+        const next = previous.catch(() => {}).then(() => addToFallbackIndex(to, attachment.subject, attachment.descriptor))
+        indexQueue.set(attachment.subject, next)
+        listed = await next
+      }
+      if (present && !listed) result.present++
+      else result.copied++
+    })
+  )
+  return result
+}

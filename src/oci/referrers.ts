@@ -1,0 +1,72 @@
+import { PromoteError } from '../errors.js'
+import { digestTag, sha256Digest } from './digest.js'
+import { parseManifest, toManifest, type Descriptor, type Manifest } from './manifest.js'
+import { INDEX_MEDIA_TYPES, OCI_INDEX } from './media-types.js'
+import type { Repository } from './repository.js'
+
+export interface ReferrerListing {
+  readonly descriptors: readonly Descriptor[]
+  /** How they were found: the referrers API, the `sha256-<hex>` fallback tag, or not at all. */
+  readonly via: 'api' | 'tag' | 'none'
+  readonly notes: readonly string[]
+}
+
+/**
+ * Lists what refers to `digest`: the referrers API where the store has one,
+ * else the fallback tag, which must be an index and must not be the image
+ * itself (some registries resolve `sha256-<hex>` as the digest: oras-go#1396).
+ */
+export async function listReferrers(repository: Repository, digest: string): Promise<ReferrerListing> {
+  const fromApi = await repository.referrersFromApi(digest)
+  if (fromApi) return { descriptors: fromApi, via: 'api', notes: [] }
+  const tag = digestTag(digest)
+  const fallback = await repository.fetchManifest(tag)
+  if (!fallback) return { descriptors: [], via: 'none', notes: [] }
+  if (fallback.digest === digest) {
+    return { descriptors: [], via: 'none', notes: [`${repository.name}:${tag} resolves to the image itself, not a referrers index; ignored`] }
+  }
+  if (!INDEX_MEDIA_TYPES.has(fallback.mediaType)) {
+    return { descriptors: [], via: 'none', notes: [`${repository.name}:${tag} is a ${fallback.mediaType}, not a referrers index; ignored`] }
+  }
+  return { descriptors: parseManifest(fallback, `${repository.name}:${tag}`).manifests, via: 'tag', notes: [] }
+}
+
+/** Reads a small blob whole and checks it is what its descriptor says. */
+export async function readBlob(repository: Repository, descriptor: Descriptor, maxBytes: number): Promise<Buffer> {
+  if (descriptor.size > maxBytes) {
+    throw new PromoteError('BLOB_MISMATCH', `blob ${descriptor.digest} in ${repository.name} is ${descriptor.size} bytes; more than ${maxBytes} is refused here`)
+  }
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of await repository.openBlob(descriptor)) {
+    total += (chunk as Buffer).length
+    if (total > descriptor.size) break
+    chunks.push(chunk as Buffer)
+  }
+  const bytes = Buffer.concat(chunks)
+  if (bytes.length !== descriptor.size || sha256Digest(bytes) !== descriptor.digest) {
+    throw new PromoteError('BLOB_MISMATCH', `blob ${descriptor.digest} in ${repository.name} does not match its descriptor`)
+  }
+  return bytes
+}
+
+/**
+ * Records `referrer` in the fallback index of `subject` at `repository`,
+ * merging with what is there. Refuses to ever point the fallback tag at the
+ * subject itself, which would make every reader mistake the image for its referrers.
+ */
+export async function addToFallbackIndex(repository: Repository, subject: string, referrer: Descriptor): Promise<boolean> {
+  const tag = digestTag(subject)
+  const existing = await repository.fetchManifest(tag)
+  let manifests: Descriptor[] = []
+  if (existing && existing.digest !== subject && INDEX_MEDIA_TYPES.has(existing.mediaType)) {
+    manifests = [...parseManifest(existing, `${repository.name}:${tag}`).manifests]
+  }
+  if (manifests.some((m) => m.digest === referrer.digest)) return false
+  manifests.push(referrer)
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }))
+  const index: Manifest = toManifest(bytes, OCI_INDEX, `fallback index ${tag}`)
+  if (index.digest === subject) throw new PromoteError('MANIFEST_INVALID', `refusing to write ${repository.name}:${tag} pointing at the image itself`)
+  await repository.putManifest(tag, index)
+  return true
+}

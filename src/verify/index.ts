@@ -1,0 +1,60 @@
+import type { AttachmentListing } from '../attachments.js'
+import { PromoteError } from '../errors.js'
+import type { Repository } from '../oci/repository.js'
+import { evidenceFromAttachments, type Evidence } from './evidence.js'
+import { NotVerified, type SignatureVerifier, type VerifiedSignature } from './verifier.js'
+
+export interface ImageVerificationInput {
+  readonly verifier: SignatureVerifier
+  readonly repository: Repository
+  readonly attachments: AttachmentListing
+  /** Digests that must each carry a signature satisfying the policy. */
+  readonly subjects: readonly string[]
+  /** The digest being promoted; an attestation-type requirement applies to it. */
+  readonly root: { readonly digest: string; readonly bytes: Buffer }
+  /** Evidence from outside the registry (GitHub attestations), per subject. */
+  readonly externalEvidence?: (subject: string) => Promise<Evidence[]>
+}
+
+function looked(input: ImageVerificationInput, subject: string): string {
+  const via = input.attachments.referrersVia[subject]
+  const referrers = via === 'api' ? 'the referrers API' : `the referrers fallback tag ${subject.replace(':', '-')}`
+  return `cosign tags ${subject.replace(':', '-')}.sig/.att, ${referrers}${input.externalEvidence ? ', and GitHub artifact attestations' : ''}`
+}
+
+/**
+ * A policy passes for a digest when at least one signature or attestation
+ * about it verifies; anything malformed or unverifiable counts as nothing.
+ * Throws, saying what was found and why each failed, when a digest has none.
+ */
+export async function verifyImage(input: ImageVerificationInput): Promise<VerifiedSignature[]> {
+  const evidence = await evidenceFromAttachments(input.repository, input.attachments.attachments)
+  const verified: VerifiedSignature[] = []
+  const failures: string[] = []
+  for (const subject of input.subjects) {
+    const candidates = [...evidence.filter((e) => e.subject === subject), ...((await input.externalEvidence?.(subject)) ?? [])]
+    const manifest = subject === input.root.digest ? input.root.bytes : undefined
+    const outcomes = await Promise.allSettled(candidates.map((c) => input.verifier.verify(c, manifest)))
+    const passed = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []))
+    const reasons = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason instanceof NotVerified ? `${o.reason.source}: ${o.reason.message}` : String(o.reason)] : []))
+    verified.push(...passed)
+    if (candidates.length === 0) {
+      failures.push(`${input.repository.name}@${subject}: no signature or attestation found (looked at ${looked(input, subject)})`)
+    } else if (passed.length === 0) {
+      failures.push(`${input.repository.name}@${subject}: ${candidates.length} found, none verifies:\n${reasons.map((r) => `  - ${r}`).join('\n')}`)
+    }
+  }
+  const wanted = input.verifier.policy.attestationType
+  if (failures.length === 0 && wanted && !verified.some((v) => v.subject === input.root.digest && v.predicateType === wanted)) {
+    const types = [...new Set(verified.filter((v) => v.predicateType).map((v) => v.predicateType))]
+    failures.push(`${input.repository.name}@${input.root.digest}: no verified attestation of type ${wanted}${types.length ? ` (verified types: ${types.join(', ')})` : ''}`)
+  }
+  if (failures.length > 0) {
+    const notes = input.attachments.notes.length ? `\nNotes:\n${input.attachments.notes.map((n) => `  - ${n}`).join('\n')}` : ''
+    throw new PromoteError('SIGNATURE_NOT_VERIFIED', `signature policy not satisfied (${input.verifier.describePolicy()}); nothing was promoted.\n${failures.join('\n')}${notes}`)
+  }
+  return verified
+}
+
+export { SignatureVerifier, type VerifiedSignature } from './verifier.js'
+export type { Evidence } from './evidence.js'

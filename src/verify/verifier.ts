@@ -1,0 +1,162 @@
+import { createHash, type KeyObject } from 'node:crypto'
+import type { Bundle } from '@sigstore/bundle'
+import type { TrustedRoot } from '@sigstore/protobuf-specs'
+import { Verifier, toSignedEntity, toTrustMaterial, type Signer } from '@sigstore/verify'
+import { errorMessage } from '../errors.js'
+import { SIMPLE_SIGNING_TYPE } from './cosign.js'
+import type { Evidence, EvidenceFormat } from './evidence.js'
+import type { SignaturePolicy } from './policy.js'
+import { TrustRoot } from './trust.js'
+
+const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
+
+/** One signature or attestation that satisfied the policy: what the `verified` output lists. */
+export interface VerifiedSignature {
+  readonly format: EvidenceFormat
+  readonly subject: string
+  readonly source: string
+  /** Keyless: the certificate SAN. */
+  readonly identity?: string
+  readonly issuer?: string
+  /** Key-based: `sha256:` of the public key's SPKI. */
+  readonly keyId?: string
+  readonly predicateType?: string
+  readonly logIndex?: string
+}
+
+export class NotVerified extends Error {
+  constructor(readonly source: string, reason: string) {
+    super(reason)
+    this.name = 'NotVerified'
+  }
+}
+
+export function keyId(key: KeyObject): string {
+  return `sha256:${createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex')}`
+}
+
+interface Binding {
+  readonly predicateType?: string
+}
+
+/** The bytes a message signature covers: cosign's simple-signing payload, or the manifest itself. */
+function signedArtifact(evidence: Evidence, bundle: Bundle, subjectManifest: Buffer | undefined): Buffer | undefined {
+  if (bundle.content.$case === 'dsseEnvelope') return undefined
+  if (evidence.format === 'cosign-signature') {
+    if (!evidence.payload) throw new Error('its payload is missing')
+    return evidence.payload
+  }
+  const signed = bundle.content.messageSignature.messageDigest?.digest.toString('hex')
+  // A bundle signing a message directly binds the image only if that message is the manifest itself.
+  if (signed !== evidence.subject.slice('sha256:'.length) || !subjectManifest) {
+    throw new Error(`it signs a message with digest ${signed ?? 'unknown'}, not the manifest ${evidence.subject}`)
+  }
+  return subjectManifest
+}
+
+/**
+ * What @sigstore/verify leaves to the caller: that the signed content names
+ * this very digest, so a signature of another image replayed here fails.
+ */
+function checkBinding(evidence: Evidence, bundle: Bundle): Binding {
+  const hex = evidence.subject.slice('sha256:'.length)
+  if (bundle.content.$case === 'dsseEnvelope') {
+    const envelope = bundle.content.dsseEnvelope
+    if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) throw new Error(`its DSSE payload is ${envelope.payloadType}, not an in-toto statement`)
+    const statement = JSON.parse(envelope.payload.toString('utf8')) as { subject?: { digest?: Record<string, string> }[]; predicateType?: unknown }
+    const named = (statement.subject ?? []).some((s) => s.digest?.['sha256']?.toLowerCase() === hex)
+    if (!named) {
+      const others = (statement.subject ?? []).map((s) => Object.entries(s.digest ?? {}).map(([a, d]) => `${a}:${d}`).join(',')).join('; ')
+      throw new Error(`its statement is about ${others || 'nothing'}, not ${evidence.subject}`)
+    }
+    return typeof statement.predicateType === 'string' ? { predicateType: statement.predicateType } : {}
+  }
+  if (evidence.format === 'cosign-signature') {
+    const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: string; image?: Record<string, string> } }
+    if (simple.critical?.type?.toLowerCase() !== SIMPLE_SIGNING_TYPE) throw new Error(`its payload type is ${simple.critical?.type ?? 'missing'}, not "${SIMPLE_SIGNING_TYPE}"`)
+    const signed = simple.critical?.image?.['docker-manifest-digest']
+    if (signed !== evidence.subject) throw new Error(`it signs ${signed ?? 'no digest'}, not ${evidence.subject}`)
+  }
+  return {}
+}
+
+function describeFailure(error: unknown): string {
+  const code = (error as { code?: unknown }).code
+  const message = errorMessage(error)
+  return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message
+}
+
+/** Verifies evidence against a policy with @sigstore/verify, plus the checks the library leaves to us. */
+export class SignatureVerifier {
+  constructor(
+    readonly policy: SignaturePolicy,
+    readonly trust: TrustRoot
+  ) {}
+
+  describePolicy(): string {
+    const parts: string[] = []
+    if (this.policy.identity) parts.push(`keyless identity ${this.policy.identity.description} issued by ${this.policy.issuer}`)
+    for (const key of this.policy.publicKeys) parts.push(`key ${keyId(key).slice(0, 19)}…`)
+    return parts.join(' or ')
+  }
+
+  async #withKeys(bundle: Bundle, artifact: Buffer | undefined): Promise<{ signer: Signer; key: KeyObject }> {
+    if (this.policy.publicKeys.length === 0) throw new Error('it is signed with a key, and the policy names no public-key')
+    const logged = bundle.verificationMaterial.tlogEntries.length > 0
+    // Private setups sign with --tlog-upload=false; an entry that is present is verified too.
+    const root: TrustedRoot = logged ? await this.trust.load() : TrustRoot.empty
+    const failures: string[] = []
+    for (const key of this.policy.publicKeys) {
+      const material = toTrustMaterial(root, () => ({ publicKey: key, validFor: () => true }))
+      const verifier = new Verifier(material, { tlogThreshold: logged ? 1 : 0, ctlogThreshold: 0, timestampThreshold: logged ? 1 : 0 })
+      try {
+        return { signer: verifier.verify(toSignedEntity(bundle, artifact)), key }
+      } catch (error) {
+        failures.push(describeFailure(error))
+      }
+    }
+    throw new Error(failures.length === 1 ? failures[0]! : failures.join('; '))
+  }
+
+  async #keyless(bundle: Bundle, artifact: Buffer | undefined): Promise<Signer> {
+    const identity = this.policy.identity
+    if (!identity) throw new Error('it is a keyless signature, and the policy names no certificate-identity')
+    const root = await this.trust.load()
+    const verifier = new Verifier(toTrustMaterial(root), {
+      tlogThreshold: root.tlogs.length > 0 ? 1 : 0,
+      ctlogThreshold: root.ctlogs.length > 0 ? 1 : 0,
+      timestampThreshold: 1
+    })
+    return verifier.verify(toSignedEntity(bundle, artifact), {
+      subjectAlternativeName: identity.pattern,
+      extensions: { issuer: this.policy.issuer }
+    })
+  }
+
+  /** Resolves with what verified, or rejects with NotVerified saying why. */
+  async verify(evidence: Evidence, subjectManifest: Buffer | undefined): Promise<VerifiedSignature> {
+    try {
+      if (evidence.problem || !evidence.bundle) throw new Error(evidence.problem ?? 'nothing to verify')
+      const bundle = evidence.bundle
+      const artifact = signedArtifact(evidence, bundle, subjectManifest)
+      const keyBased = bundle.verificationMaterial.content.$case === 'publicKey'
+      let identity: Pick<VerifiedSignature, 'identity' | 'issuer' | 'keyId'>
+      if (keyBased) {
+        const { key } = await this.#withKeys(bundle, artifact)
+        identity = { keyId: keyId(key) }
+      } else {
+        const signer = await this.#keyless(bundle, artifact)
+        identity = {
+          ...(signer.identity?.subjectAlternativeName ? { identity: signer.identity.subjectAlternativeName } : {}),
+          ...(signer.identity?.extensions?.issuer ? { issuer: signer.identity.extensions.issuer } : {})
+        }
+      }
+      // Checked after the signature, so a forged signature is reported as such first.
+      const binding = checkBinding(evidence, bundle)
+      const logIndex = bundle.verificationMaterial.tlogEntries[0]?.logIndex
+      return { format: evidence.format, subject: evidence.subject, source: evidence.source, ...identity, ...binding, ...(logIndex !== undefined ? { logIndex } : {}) }
+    } catch (error) {
+      throw new NotVerified(evidence.source, describeFailure(error))
+    }
+  }
+}
