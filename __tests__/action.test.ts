@@ -4,7 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { existsSync } from 'node:fs'
 import { buildImage, buildMultiArch } from '../scripts/lib/images.ts'
 import { ACTION_ENTRY, runAction } from '../scripts/lib/runner.ts'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import { TestCA, TestRekor, keyPairSigner, pushLegacyTag, signatureLayer, simpleSigningPayload, trustedRootJson } from './support/sigstore.ts'
 
 let registry: RunningRegistry
 
@@ -51,14 +55,67 @@ describe('dist/index.js', () => {
     expect(JSON.parse(verify.outputs['promoted']!).map((p: { status: string }) => p.status)).toEqual(['verified', 'verified'])
   })
 
-  it('fails closed when signature verification is left on, writing nothing', async () => {
+  it('fails closed when signature verification is left on without a policy, writing nothing', async () => {
     const image = buildImage()
     await pushImage(registry.url, 'acme/closed', 'build', image)
     const run = await runAction({ image: `${registry.host}/acme/closed:build`, to: 'prod' })
     expect(run.exitCode).toBe(1)
-    expect(run.stdout).toContain('::error::input "verify-signature" is true, but this version of oci-promote cannot verify signatures yet')
-    expect(run.stdout).toContain('Set verify-signature: false')
+    expect(run.stdout).toContain('::error::input "verify-signature" is true, but no signature policy is set')
+    expect(run.stdout).toContain('Set public-key (cosign --key), or certificate-identity')
+    expect(run.stdout).toContain('or set verify-signature: false')
     expect(await tagDigest(registry.url, 'acme/closed', 'prod')).toBeUndefined()
+  })
+
+  it('verifies a keyless signature against a trusted root, carries it, and reports who signed', async () => {
+    const ca = await TestCA.create()
+    const rekor = await TestRekor.create()
+    const dir = await mkdtemp(join(tmpdir(), 'oci-promote-action-trust-'))
+    await writeFile(join(dir, 'trusted_root.json'), JSON.stringify(trustedRootJson({ ca, rekor })))
+    const identity = 'https://github.com/acme/release/.github/workflows/build.yml@refs/tags/v1.0.0'
+    const image = buildImage()
+    await pushImage(registry.url, 'acme/signed', 'build', image)
+    await pushLegacyTag(registry.url, 'acme/signed', image.digest, 'sig', [signatureLayer(await ca.issue(identity), simpleSigningPayload('acme/signed', image.digest), rekor)])
+
+    const run = await runAction({
+      image: `${registry.host}/acme/signed:build`,
+      to: `${registry.host}/acme/prod:live`,
+      'certificate-identity-regexp': 'https://github\\.com/acme/release/\\.github/workflows/build\\.yml@refs/tags/v.*',
+      'trusted-root': join(dir, 'trusted_root.json')
+    })
+    expect(run.stdout).not.toContain('::error::')
+    expect(run.exitCode).toBe(0)
+    expect(JSON.parse(run.outputs['verified']!)).toEqual([
+      expect.objectContaining({ format: 'cosign-signature', subject: image.digest, identity, issuer: 'https://token.actions.githubusercontent.com', 'log-index': expect.any(String) })
+    ])
+    expect(run.summary).toContain('verified before promoting; 1 signature satisfied the policy')
+    expect(run.summary).toContain(`<code>${identity}</code>`)
+    expect(await tagDigest(registry.url, 'acme/prod', `${image.digest.replace(':', '-')}.sig`)).toBeDefined()
+  })
+
+  it('refuses an image signed by another key, through the public-key input given as a file', async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'acme/keyed', 'build', image)
+    await pushLegacyTag(registry.url, 'acme/keyed', image.digest, 'sig', [signatureLayer(await keyPairSigner(), simpleSigningPayload('acme/keyed', image.digest))])
+    const dir = await mkdtemp(join(tmpdir(), 'oci-promote-action-key-'))
+    await writeFile(join(dir, 'cosign.pub'), (await keyPairSigner()).publicKeyPem)
+    const run = await runAction({ image: `${registry.host}/acme/keyed:build`, to: 'prod', 'public-key': join(dir, 'cosign.pub') })
+    expect(run.exitCode).toBe(1)
+    expect(run.stdout).toContain('::error::signature policy not satisfied (key sha256:')
+    expect(run.stdout).toContain('SIGNATURE_ERROR: signature verification failed')
+    expect(await tagDigest(registry.url, 'acme/keyed', 'prod')).toBeUndefined()
+  })
+
+  it.each([
+    [{ image: 'ghcr.io/a/b', to: 'x', 'public-key': 'not a key and not a file' }, 'input "public-key": is neither a PEM public key nor a readable file'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'public-key': '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }, 'input "public-key": is not a PEM public key'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'certificate-identity-regexp': 'b' }, 'input "certificate-identity-regexp": cannot be combined with certificate-identity'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity-regexp': '([' }, 'input "certificate-identity-regexp": "([" is not a valid regular expression'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'signed-platforms': 'some' }, 'input "signed-platforms": "some" is not one of index, all'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'trusted-root': '/nonexistent/trusted_root.json' }, 'input "trusted-root": cannot read a trusted_root.json from /nonexistent/trusted_root.json']
+  ])('rejects a bad signature policy %j before promoting', async (inputs, message) => {
+    const run = await runAction(inputs)
+    expect(run.exitCode).toBe(1)
+    expect(run.stdout).toContain(`::error::${message}`)
   })
 
   it.each([

@@ -90,3 +90,10 @@ describe('real GitHub artifact attestations', () => {
     await expect(verifier({ identity: identityRegexp('.*') }, fixture('gh-cli-trusted_root.json')).verify(evidence!, undefined)).rejects.toThrow(/TLOG_BODY_ERROR/)
   })
 })
+
+describe('the default public-good root', () => {
+  it('explains how to run without TUF when the TUF mirror cannot be reached', async () => {
+    const trust = new TrustRoot({ tufMirrorURL: 'http://127.0.0.1:9', tufCachePath: mkdtempSync(join(tmpdir(), 'oci-promote-tuf-')) })
+    await expect(trust.load()).rejects.toMatchObject({ code: 'NETWORK', message: expect.stringContaining('pass a trusted_root.json with the trusted-root input') })
+  })
+})

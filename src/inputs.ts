@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { PromoteError, errorMessage } from './errors.js'
 import { SHA256_DIGEST } from './oci/digest.js'
 import { parseDestination, parseReference, type Reference } from './oci/reference.js'
@@ -176,6 +176,13 @@ export function getInputs(): Inputs {
   const verifySignature = readBoolean('verify-signature', true)
   const signaturePolicy = readSignaturePolicy(verifySignature)
   const trustedRoot = read('trusted-root').trim()
+  if (trustedRoot) {
+    try {
+      accessSync(trustedRoot, constants.R_OK)
+    } catch (error) {
+      fail('trusted-root', `cannot read a trusted_root.json from ${trustedRoot} (${errorMessage(error)})`)
+    }
+  }
   return {
     image,
     ...(digest ? { digest } : {}),

@@ -2,6 +2,7 @@
 // and actions/attest write: a test Fulcio-style CA issuing short-lived leaf
 // certificates with Fulcio extensions, a test Rekor log key producing SETs and
 // checkpoints, a matching trusted_root.json, and cosign key pairs.
+import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createHash, createPrivateKey, createPublicKey, sign, webcrypto, type KeyObject } from 'node:crypto'
 import { json } from '@sigstore/core'
