@@ -23,13 +23,13 @@ describe('parseChallenges', () => {
 describe('checkRealm', () => {
   const publicRegistry = new URL('https://registry.example.com')
   it.each([
-    ['http://169.254.169.254/latest/meta-data', /private or link-local/],
-    ['https://169.254.169.254/token', /private or link-local/],
+    ['http://169.254.169.254/latest/meta-data', /link-local address/],
+    ['https://169.254.169.254/token', /link-local address/],
     ['https://10.0.0.8/token', /private or link-local/],
     ['https://192.168.1.1/token', /private or link-local/],
     ['https://172.20.0.1/token', /private or link-local/],
     ['https://127.0.0.1/token', /private or link-local/],
-    ['https://[fe80::1]/token', /private or link-local/],
+    ['https://[fe80::1]/token', /link-local address/],
     ['http://auth.example.com/token', /plain-http token realm/],
     ['file:///etc/passwd', /scheme file:/],
     ['not a url', /not a URL/]
@@ -41,6 +41,11 @@ describe('checkRealm', () => {
     expect(checkRealm('https://auth.example.com/token', publicRegistry).host).toBe('auth.example.com')
     expect(checkRealm('http://127.0.0.1:9000/token', new URL('http://127.0.0.1:5000')).port).toBe('9000')
     expect(checkRealm('https://10.1.2.3/token', new URL('https://10.1.2.4')).host).toBe('10.1.2.3')
+  })
+
+  it('refuses a link-local realm even for a registry on a private or loopback address', () => {
+    expect(() => checkRealm('http://169.254.169.254/token', new URL('http://127.0.0.1:5000'))).toThrow(/link-local/)
+    expect(() => checkRealm('https://169.254.169.254/token', new URL('https://10.0.0.5'))).toThrow(/link-local/)
   })
 })
 

@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { accessSync, constants, readFileSync } from 'node:fs'
+import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { PromoteError, errorMessage } from './errors.js'
 import { SHA256_DIGEST } from './oci/digest.js'
 import { parseDestination, parseReference, type Reference } from './oci/reference.js'
@@ -23,11 +24,14 @@ export interface Inputs {
   readonly signaturePolicy?: SignaturePolicy
   readonly trustedRoot?: string
   readonly copySignatures: boolean
+  /** The whole run must finish within this; a stalled registry fails the step instead of holding it. */
+  readonly deadlineSeconds: number
 }
 
 const MODES: readonly Mode[] = ['promote', 'plan', 'verify']
 const MAX_CONCURRENCY = 64
 export const DEFAULT_CONCURRENCY = 8
+export const DEFAULT_DEADLINE_SECONDS = 1800
 const MAX_INPUT_LENGTH = 64 * 1024
 
 function fail(input: string, message: string, cause?: unknown): never {
@@ -59,12 +63,27 @@ export function splitList(value: string): string[] {
 }
 
 function readReference(name: string, parse: () => Reference): Reference {
+  let ref: Reference
   try {
-    return parse()
+    ref = parse()
   } catch (error) {
     // The parser's message already says what is wrong; a cause would repeat it.
     return fail(name, errorMessage(error))
   }
+  if (ref.kind === 'layout' && !isAbsolute(ref.path)) {
+    const relativeToWorkspace = relative(process.cwd(), resolve(ref.path))
+    if (relativeToWorkspace === '..' || relativeToWorkspace.startsWith(`..${sep}`)) {
+      fail(name, `oci:${ref.path} leaves the working directory; give a path inside it, or an absolute path such as oci:\${{ runner.temp }}/layout`)
+    }
+  }
+  return ref
+}
+
+function readWholeNumber(name: string, fallback: number, min: number, max: number): number {
+  const text = read(name).trim()
+  const value = text === '' ? fallback : Number(text)
+  if (!Number.isInteger(value) || value < min || value > max) fail(name, `"${text}" must be a whole number from ${min} to ${max}`)
+  return value
 }
 
 function readImmutableTags(): RegExp | undefined {
@@ -156,11 +175,8 @@ export function getInputs(): Inputs {
     fail('to', 'is required: one destination per line, a tag of the source repository (staging) or a full reference (ghcr.io/acme/app:prod)')
   }
 
-  const concurrencyText = read('concurrency').trim()
-  const concurrency = concurrencyText === '' ? DEFAULT_CONCURRENCY : Number(concurrencyText)
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
-    fail('concurrency', `"${concurrencyText}" must be a whole number from 1 to ${MAX_CONCURRENCY}`)
-  }
+  const concurrency = readWholeNumber('concurrency', DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY)
+  const deadlineSeconds = readWholeNumber('deadline-seconds', DEFAULT_DEADLINE_SECONDS, 10, 6 * 3600)
 
   const githubToken = read('github-token').trim()
   if (githubToken) core.setSecret(githubToken)
@@ -197,6 +213,7 @@ export function getInputs(): Inputs {
     verifySignature,
     ...(signaturePolicy ? { signaturePolicy } : {}),
     ...(trustedRoot ? { trustedRoot } : {}),
-    copySignatures: readBoolean('copy-signatures', true)
+    copySignatures: readBoolean('copy-signatures', true),
+    deadlineSeconds
   }
 }

@@ -60,9 +60,11 @@ function setOutputs(result: PromotionResult): void {
 
 /** The action: the one place that reads inputs, writes outputs and fails the step. */
 export async function run(): Promise<void> {
-  const transport = new Transport({ userAgent: USER_AGENT, debug: (m) => core.debug(m) })
+  let transport: Transport | undefined
   try {
     const inputs = getInputs()
+    const deadline = AbortSignal.timeout(inputs.deadlineSeconds * 1000)
+    transport = new Transport({ userAgent: USER_AGENT, debug: (m) => core.debug(m), signal: deadline })
     const verifier = createVerifier(inputs)
     const githubRepository = process.env['GITHUB_REPOSITORY']
     const externalEvidence =
@@ -96,6 +98,7 @@ export async function run(): Promise<void> {
         checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
         log: { info: (m) => core.info(m), debug: (m) => core.debug(m) },
         retry: transport.retryPolicy,
+        signal: deadline,
         ...(verifier ? { verifier } : {}),
         ...(externalEvidence ? { externalEvidence } : {})
       }
@@ -111,6 +114,6 @@ export async function run(): Promise<void> {
     const cause = error instanceof Error ? error.cause : undefined
     if (cause !== undefined) core.info(`caused by: ${errorMessage(cause)}`)
   } finally {
-    await transport.close()
+    await transport?.close()
   }
 }

@@ -1,12 +1,12 @@
 import pLimit from 'p-limit'
 import { copyAttachments, findAttachments, type AttachmentListing } from './attachments.js'
 import { copyImageContent, emptyStats, type CopyStats } from './copy.js'
-import { PromoteError } from './errors.js'
+import { PromoteError, errorMessage } from './errors.js'
 import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph } from './image.js'
 import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
-import { DEFAULT_RETRY, type RetryPolicy } from './oci/transport.js'
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './oci/transport.js'
 import { verifyImage, type Evidence, type SignatureVerifier, type VerifiedSignature } from './verify/index.js'
 
 export type Mode = 'promote' | 'plan' | 'verify'
@@ -260,9 +260,13 @@ async function copyContent(pending: readonly Destination[], source: Repository, 
   return total
 }
 
-/** ...then the root manifest under each tag (or its digest), which is when environments see the change. */
+/**
+ * ...then the root manifest under each tag (or its digest), which is when
+ * environments see the change. If any tag fails to move, the ones that did
+ * are put back where they were, so a failed run leaves no environment changed.
+ */
 async function moveTags(pending: readonly Destination[], root: Manifest, stats: CopyStats, options: WriteOptions): Promise<void> {
-  await Promise.all(
+  const outcomes = await Promise.allSettled(
     pending.map((d) =>
       options.limit(async () => {
         await d.repository.putManifest(d.tag ?? root.digest, root)
@@ -271,4 +275,31 @@ async function moveTags(pending: readonly Destination[], root: Manifest, stats: 
       })
     )
   )
+  const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ d: pending[i]!, reason: o.reason as unknown }] : []))
+  if (failed.length === 0) return
+  const moved = pending.filter((_, i) => outcomes[i]!.status === 'fulfilled' && pending[i]!.tag)
+  const restored = await Promise.all(moved.map((d) => restoreTag(d, options)))
+  const first = failed[0]!
+  const restoredText = restored.length ? ` Tags already moved were put back: ${restored.join('; ')}.` : ''
+  throw new PromoteError(
+    first.reason instanceof PromoteError ? first.reason.code : 'REGISTRY_ERROR',
+    `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed: ${errorMessage(first.reason)}.${restoredText}`,
+    { cause: first.reason }
+  )
+}
+
+async function restoreTag(d: Destination, options: WriteOptions): Promise<string> {
+  const where = formatReference(d.ref)
+  try {
+    if (d.previousDigest === null) {
+      await withRetry(options.retry, () => d.repository.deleteTag(d.tag!), options.signal ? { signal: options.signal } : {})
+      return `${where} removed`
+    }
+    const previous = await d.repository.fetchManifest(d.previousDigest)
+    if (!previous) return `${where} could NOT be restored: ${d.previousDigest} is gone`
+    await withRetry(options.retry, () => d.repository.putManifest(d.tag!, previous), options.signal ? { signal: options.signal } : {})
+    return `${where} back at ${d.previousDigest}`
+  } catch (error) {
+    return `${where} could NOT be restored (${errorMessage(error)}); it points at the new digest`
+  }
 }

@@ -48,6 +48,11 @@ export function grantedActions(token: string, repository: string): Set<string> |
   }
 }
 
+function isLinkLocal(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return /^169\.254\./.test(bare) || bare.startsWith('fe80:')
+}
+
 function isPrivateAddress(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '')
   if (isLoopbackHost(bare) || bare === '0.0.0.0') return true
@@ -76,6 +81,10 @@ export function checkRealm(realm: string, registryUrl: URL): URL {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names a token realm with scheme ${url.protocol}`)
+  }
+  // Link-local is where cloud metadata services live: no registry has a reason to send credentials there.
+  if (isLinkLocal(url.hostname) && !isLinkLocal(registryUrl.hostname)) {
+    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${redactUrl(url)}, a link-local address (where cloud metadata services live); refused`)
   }
   if (isPrivateAddress(url.hostname) && !isPrivateAddress(registryUrl.hostname)) {
     throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${redactUrl(url)}, a private or link-local address it does not live on; refused`)

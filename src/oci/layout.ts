@@ -152,6 +152,12 @@ export class LayoutRepository implements Repository {
     })
   }
 
+  async deleteTag(tag: string): Promise<void> {
+    await this.#updateIndex((index) => {
+      index.manifests = index.manifests.filter((m) => m.annotations?.[ANNOTATION_REF_NAME] !== tag)
+    })
+  }
+
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
     return this.#hasFile(descriptor.digest, descriptor.size)
   }

@@ -206,6 +206,18 @@ export class RemoteRepository implements Repository {
     })
   }
 
+  async deleteTag(tag: string): Promise<void> {
+    const what = `DELETE tag ${this.name}:${tag}`
+    await this.client.call(what, 'DELETE', this.#path('manifests', tag), async (res) => {
+      await res.body.dump()
+      // Distribution 2.8 and others delete manifests by digest only; say so rather than fake it.
+      if (res.status === 405 || res.status === 400 || res.status === 404) {
+        throw new PromoteError('REGISTRY_ERROR', `${this.client.registry} does not delete tags (HTTP ${res.status})`)
+      }
+      if (res.status !== 202 && res.status !== 200) throw await responseError(res, what)
+    })
+  }
+
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
     const what = `HEAD blob ${this.name}@${descriptor.digest}`
     return this.client.call(what, 'HEAD', this.#path('blobs', checkDigestArgument(descriptor.digest)), async (res) => {

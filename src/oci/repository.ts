@@ -19,6 +19,8 @@ export interface Repository {
   hasManifest(digest: string): Promise<boolean>
   /** Stores the exact bytes under a tag or their digest. */
   putManifest(reference: string, manifest: Manifest): Promise<void>
+  /** Removes a tag (not the manifest it points at); used only to undo a tag this run created. */
+  deleteTag(tag: string): Promise<void>
 
   hasBlob(descriptor: Descriptor): Promise<boolean>
   openBlob(descriptor: Descriptor): Promise<Readable>
