@@ -99,6 +99,74 @@ describe('a registry that lies about digests', () => {
   })
 })
 
+describe('endless, oversized and misdeclared content', () => {
+  it('refuses a blob that keeps coming past its declared size, and moves no tag', async () => {
+    const image = buildImage({ layerSizes: [4096] })
+    const layer = image.blobs[1]!
+    const liar = await fake(serveImage(image, { repository: 'long/app', tag: 'v1', blobBytes: (digest, bytes) => (digest === layer.digest ? Buffer.concat([bytes, Buffer.alloc(1 << 20, 1)]) : bytes) }))
+    const h = createHarness()
+    try {
+      const error = (await h.run({ source: `${liar.host}/long/app:v1`, to: [`${destination.host}/long/app:prod`] }).catch((e: unknown) => e)) as Error & { code: string }
+      expect(error).toBeInstanceOf(Error)
+      expect(error.message).toMatch(/long\/app/)
+      expect(await tagDigest(destination.url, 'long/app', 'prod')).toBeUndefined()
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('refuses an endless manifest body without reading it all', async () => {
+    const image = buildImage()
+    const endless = await fake((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}')
+      res.writeHead(200, { 'content-type': image.mediaType })
+      const chunk = Buffer.alloc(64 * 1024, 0x20)
+      const pump = (): void => {
+        while (res.write(chunk)) if (res.writableLength > 1 << 20) break
+        if (!res.destroyed) res.once('drain', pump)
+      }
+      pump()
+    })
+    const h = createHarness()
+    try {
+      await expect(h.run({ source: `${endless.host}/endless/app:v1`, to: ['x'] })).rejects.toMatchObject({ code: 'MANIFEST_TOO_LARGE' })
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('refuses a manifest of an unknown media type, and a Docker schema 1 manifest', async () => {
+    const image = buildImage()
+    const odd = await fake(serveImage(image, { repository: 'odd/app', tag: 'v1', manifestBytes: () => Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.evil+json"}'), digestHeader: () => undefined }))
+    const old = await fake(serveImage(image, { repository: 'old/app', tag: 'v1', manifestBytes: () => Buffer.from('{"schemaVersion":1,"name":"old/app","fsLayers":[]}'), digestHeader: () => undefined }))
+    const h = createHarness()
+    try {
+      await expect(h.run({ source: `${odd.host}/odd/app:v1`, to: ['x'] })).rejects.toThrow(/media type application\/vnd.evil\+json; oci-promote copies OCI and Docker v2/)
+      await expect(h.run({ source: `${old.host}/old/app:v1`, to: ['x'] })).rejects.toThrow(/Docker schema 1 manifest \(deprecated; not supported\)/)
+    } finally {
+      await h.close()
+    }
+  })
+})
+
+describe('token realms', () => {
+  it('refuses a realm on a link-local address before sending anything there', async () => {
+    const metadata = await fake((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://169.254.169.254/latest/meta-data/iam",service="x"' }).end()
+      return false
+    })
+    const configDir = await mkdtemp(join(tmpdir(), 'oci-promote-realm-'))
+    await writeFile(join(configDir, 'config.json'), JSON.stringify({ auths: { [metadata.host]: { auth: Buffer.from('user:pw').toString('base64') } } }))
+    const h = createHarness({ credentials: { configDir } })
+    try {
+      await expect(h.run({ source: `${metadata.host}/any/app:v1`, to: ['x'] })).rejects.toMatchObject({ code: 'REALM_REFUSED', message: expect.stringContaining('link-local address') })
+      expect(h.requests.every((r) => !r.origin.includes('169.254'))).toBe(true)
+    } finally {
+      await h.close()
+    }
+  })
+})
+
 describe('redirects', () => {
   it('follows a blob redirect to another origin without sending the credentials there', async () => {
     const image = buildImage({ layerSizes: [8192] })

@@ -202,17 +202,21 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     }
   }
   await moveTags(pending, root, copied, options)
-  const results = await Promise.all(
-    destinations.map((d) =>
-      limit(async () => {
-        const landed = await readBack(d, digest)
-        if (landed !== digest) {
-          throw new PromoteError('READBACK_MISMATCH', `after writing, ${formatReference(d.ref)} resolves to ${landed ?? 'nothing'}, not ${digest}; another writer may have moved it, or the registry did not keep the write`)
-        }
-        return result(d, digest, statusOf(d.previousDigest, digest))
-      })
-    )
-  )
+  const landed = await Promise.allSettled(destinations.map((d) => limit(() => readBack(d, digest))))
+  const unreadable = landed.flatMap((o, i) => (o.status === 'rejected' ? [{ d: destinations[i]!, reason: o.reason as unknown }] : []))
+  if (unreadable.length > 0) {
+    // Unconfirmed is not promoted: put the environments back rather than leave them half-known.
+    const first = unreadable[0]!
+    throw new PromoteError(first.reason instanceof PromoteError ? first.reason.code : 'REGISTRY_ERROR', `could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing: ${errorMessage(first.reason)}.${await rollBack(pending, options)}`, { cause: first.reason })
+  }
+  const results = destinations.map((d, i) => {
+    const found = (landed[i] as PromiseFulfilledResult<string | undefined>).value
+    if (found !== digest) {
+      // Not rolled back: another writer moved the tag after us, and its write is as legitimate as ours.
+      throw new PromoteError('READBACK_MISMATCH', `after writing, ${formatReference(d.ref)} resolves to ${found ?? 'nothing'}, not ${digest}; another writer may have moved it, or the registry did not keep the write`)
+    }
+    return result(d, digest, statusOf(d.previousDigest, digest))
+  })
   return { ...base, destinations: results, copied, attachmentsCopied }
 }
 
@@ -277,15 +281,19 @@ async function moveTags(pending: readonly Destination[], root: Manifest, stats: 
   )
   const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ d: pending[i]!, reason: o.reason as unknown }] : []))
   if (failed.length === 0) return
-  const moved = pending.filter((_, i) => outcomes[i]!.status === 'fulfilled' && pending[i]!.tag)
-  const restored = await Promise.all(moved.map((d) => restoreTag(d, options)))
+  const moved = pending.filter((_, i) => outcomes[i]!.status === 'fulfilled')
   const first = failed[0]!
-  const restoredText = restored.length ? ` Tags already moved were put back: ${restored.join('; ')}.` : ''
   throw new PromoteError(
     first.reason instanceof PromoteError ? first.reason.code : 'REGISTRY_ERROR',
-    `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed: ${errorMessage(first.reason)}.${restoredText}`,
+    `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed: ${errorMessage(first.reason)}.${await rollBack(moved, options)}`,
     { cause: first.reason }
   )
+}
+
+/** Puts tags this run moved back where they were; says what it did, for the error message. */
+async function rollBack(moved: readonly Destination[], options: WriteOptions): Promise<string> {
+  const restored = await Promise.all(moved.filter((d) => d.tag).map((d) => restoreTag(d, options)))
+  return restored.length ? ` Tags already moved were put back: ${restored.join('; ')}.` : ''
 }
 
 async function restoreTag(d: Destination, options: WriteOptions): Promise<string> {

@@ -17,6 +17,8 @@ export interface TokenRequest {
 export interface TokenServer {
   readonly config: TokenAuthConfig
   readonly requests: TokenRequest[]
+  /** Every token handed out, so tests can look for leaks. */
+  readonly issued: string[]
   stop(): Promise<void>
 }
 
@@ -41,6 +43,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const issuer = 'oci-promote-test-issuer'
   const service = 'oci-promote-test-registry'
   const requests: TokenRequest[] = []
+  const issued: string[] = []
 
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
@@ -69,6 +72,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     const body = b64url(JSON.stringify({ iss: issuer, sub: user ?? '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access }))
     const signature = createSign('RSA-SHA256').update(`${head}.${body}`).sign(key)
     const token = `${head}.${body}.${b64url(signature)}`
+    issued.push(token)
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -77,6 +81,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   return {
     config: { realm: `http://127.0.0.1:${port}/token`, service, issuer, rootCertBundle: certPath },
     requests,
+    issued,
     async stop() {
       await new Promise((r) => server.close(r))
       await rm(dir, { recursive: true, force: true })

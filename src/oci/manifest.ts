@@ -77,18 +77,21 @@ function parseJson(bytes: Buffer, label: string): Record<string, unknown> {
  */
 export function toManifest(bytes: Buffer, contentType: string | undefined, label: string): Manifest {
   const json = parseJson(bytes, label)
+  if (json['schemaVersion'] !== 2) {
+    const what = json['schemaVersion'] === 1 ? 'a Docker schema 1 manifest (deprecated; not supported)' : `schemaVersion ${JSON.stringify(json['schemaVersion'] ?? null)}`
+    throw new PromoteError('MANIFEST_INVALID', `${label} is ${what}; oci-promote copies OCI and Docker v2 manifests and indexes`)
+  }
   const declared = typeof json['mediaType'] === 'string' ? json['mediaType'] : undefined
   const header = stripParams(contentType)
   let mediaType = declared ?? (header && isManifestMediaType(header) ? header : undefined)
-  if (!mediaType && json['schemaVersion'] === 2) {
+  if (!mediaType) {
     // OCI manifests may omit mediaType; the shape tells an index from an image.
     mediaType = Array.isArray(json['manifests'])
       ? 'application/vnd.oci.image.index.v1+json'
       : 'application/vnd.oci.image.manifest.v1+json'
   }
   if (!mediaType || !isManifestMediaType(mediaType)) {
-    const what = json['schemaVersion'] === 1 ? 'a Docker schema 1 manifest (deprecated; not supported)' : `media type ${mediaType ?? header ?? 'unknown'}`
-    throw new PromoteError('MANIFEST_INVALID', `${label} is ${what}; oci-promote copies OCI and Docker v2 manifests and indexes`)
+    throw new PromoteError('MANIFEST_INVALID', `${label} is media type ${mediaType ?? header ?? 'unknown'}; oci-promote copies OCI and Docker v2 manifests and indexes`)
   }
   return { bytes, mediaType, digest: sha256Digest(bytes) }
 }

@@ -12,7 +12,6 @@ import {
   headerValue,
   readLimited,
   redactUrl,
-  withRetry,
   type HttpMethod,
   type HttpResponse,
   type Transport
@@ -74,12 +73,6 @@ export class RegistryClient {
       transport: options.transport,
       ...(options.onSecret ? { onSecret: options.onSecret } : {})
     })
-  }
-
-  /** Retries a multi-request operation as a whole, under the transport's policy. */
-  async retry<T>(attempt: () => Promise<T>): Promise<T> {
-    const signal = this.#transport.signal
-    return withRetry(this.#transport.retryPolicy, attempt, signal ? { signal } : {})
   }
 
   repository(name: string): RemoteRepository {
@@ -263,14 +256,14 @@ export class RemoteRepository implements Repository {
       const location = headerValue(res.headers, 'location')
       if (res.status !== 202 || !location) throw await responseError(res, what)
       return { mounted: false as const, location: new URL(location, this.client.baseUrl) }
-    }, { headers: { 'content-length': '0' }, retry: NO_RETRY })
+    }, { headers: { 'content-length': '0' } })
   }
 
   async mountBlob(descriptor: Descriptor, from: Repository): Promise<boolean> {
     if (!(from instanceof RemoteRepository) || from.store !== this.store) return false
     const query = `?mount=${encodeURIComponent(descriptor.digest)}&from=${encodeURIComponent(from.repository)}`
     // Mounting is only an optimisation: any failure falls back to a plain upload.
-    const started = await this.client.retry(() => this.#startUpload(query)).catch(() => undefined)
+    const started = await this.#startUpload(query).catch(() => undefined)
     return started?.mounted === true
   }
 

@@ -32,7 +32,7 @@ export interface RetryPolicy {
 }
 
 // Backoff shaped like go-containerregistry's defaultRetryBackoff (1s, 3s, …), a little quicker to start.
-export const DEFAULT_RETRY: RetryPolicy = { retries: 4, baseDelayMs: 500, factor: 3, maxDelayMs: 30_000 }
+export const DEFAULT_RETRY: RetryPolicy = { retries: 5, baseDelayMs: 500, factor: 3, maxDelayMs: 30_000 }
 export const NO_RETRY: RetryPolicy = { retries: 0, baseDelayMs: 0, factor: 1, maxDelayMs: 0 }
 
 // https://github.com/google/go-containerregistry/blob/main/pkg/v1/remote/options.go (defaultRetryStatusCodes)
@@ -289,7 +289,12 @@ export class Transport {
         }
       )
     } catch (error) {
-      throw last && isSystemError(error) ? networkError(error, last, this.#signal) : error
+      const final = last && isSystemError(error) ? networkError(error, last, this.#signal) : error
+      // Spent retries make a fault final, so an operation retried as a whole (a blob copy) does not retry it again.
+      if (final instanceof PromoteError && final.transient && policy.retries > 0) {
+        throw new PromoteError(final.code, `${final.message} (gave up after ${policy.retries + 1} attempts)`, { cause: final })
+      }
+      throw final
     }
   }
 
