@@ -5,7 +5,10 @@ import { rm } from 'node:fs/promises'
 await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
 await build({
   entryPoints: ['src/index.ts'],
-  outfile: 'dist/index.js',
+  outdir: 'dist',
+  // Sigstore and the GitHub API client are imported on demand into their own chunks.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   platform: 'node',
   target: 'node24',

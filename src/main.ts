@@ -8,19 +8,18 @@ import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
 import { promote, type PromotionResult } from './promote.js'
 import { renderSummary } from './summary.js'
-import { githubAttestations } from './verify/github.js'
-import { SignatureVerifier } from './verify/index.js'
-import { TrustRoot } from './verify/trust.js'
+import type { ImageVerifier } from './verify/index.js'
 
 const USER_AGENT = 'oci-promote/0.1'
 
-function createVerifier(inputs: Inputs): SignatureVerifier | undefined {
+/** Sigstore is loaded only when a policy needs it: it is most of the bundle's start-up cost. */
+async function createVerifier(inputs: Inputs): Promise<ImageVerifier | undefined> {
   if (!inputs.signaturePolicy) return undefined
-  const trust = new TrustRoot({
+  const { createImageVerifier } = await import('./verify/index.js')
+  return createImageVerifier(inputs.signaturePolicy, {
     ...(inputs.trustedRoot ? { trustedRootPath: inputs.trustedRoot } : {}),
     tufCachePath: join(process.env['RUNNER_TEMP'] ?? tmpdir(), 'oci-promote-sigstore-tuf')
   })
-  return new SignatureVerifier(inputs.signaturePolicy, trust)
 }
 
 function verifiedOutput(result: PromotionResult): string {
@@ -65,11 +64,11 @@ export async function run(): Promise<void> {
     const inputs = getInputs()
     const deadline = AbortSignal.timeout(inputs.deadlineSeconds * 1000)
     transport = new Transport({ userAgent: USER_AGENT, debug: (m) => core.debug(m), signal: deadline })
-    const verifier = createVerifier(inputs)
+    const verifier = await createVerifier(inputs)
     const githubRepository = process.env['GITHUB_REPOSITORY']
     const externalEvidence =
       verifier && inputs.githubToken && githubRepository
-        ? githubAttestations({ token: inputs.githubToken, repository: githubRepository, ...(process.env['GITHUB_API_URL'] ? { apiUrl: process.env['GITHUB_API_URL'] } : {}) })
+        ? (await import('./verify/github.js')).githubAttestations({ token: inputs.githubToken, repository: githubRepository, ...(process.env['GITHUB_API_URL'] ? { apiUrl: process.env['GITHUB_API_URL'] } : {}) })
         : undefined
     const stores = new Stores({
       transport,

@@ -7,7 +7,8 @@ import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './oci/transport.js'
-import { verifyImage, type Evidence, type SignatureVerifier, type VerifiedSignature } from './verify/index.js'
+// Type-only: the verifier is loaded on demand, so runs without a signature policy never load Sigstore.
+import type { Evidence, ImageVerifier, VerifiedSignature } from './verify/index.js'
 
 export type Mode = 'promote' | 'plan' | 'verify'
 export type DestinationStatus = 'created' | 'moved' | 'unchanged' | 'planned' | 'verified'
@@ -70,7 +71,7 @@ export interface PromoteDependencies {
   readonly retry?: RetryPolicy
   readonly signal?: AbortSignal
   /** When set, the source must carry a signature satisfying its policy, checked before any write. */
-  readonly verifier?: SignatureVerifier
+  readonly verifier?: ImageVerifier
   /** Evidence kept outside registries (GitHub artifact attestations), per digest. */
   readonly externalEvidence?: (subject: string) => Promise<Evidence[]>
 }
@@ -165,7 +166,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     : { attachments: [], notes: [], referrersVia: {} }
   let verified: VerifiedSignature[] = []
   if (verifier) {
-    verified = await verifyImage({ verifier, repository: source, attachments: listing, subjects: signedSubjects, root, ...(deps.externalEvidence ? { externalEvidence: deps.externalEvidence } : {}) })
+    verified = await verifier.verifyImage({ repository: source, attachments: listing, subjects: signedSubjects, root, ...(deps.externalEvidence ? { externalEvidence: deps.externalEvidence } : {}) })
     log.info(`signature policy satisfied by ${verified.length} signature(s): ${verified.map((v) => v.identity ?? v.keyId).join(', ')}`)
   }
 
@@ -197,7 +198,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
       // What a verifier at the new home will see: the signature found there must verify before its tag moves.
       if (verifier && verified.some((v) => v.format !== 'github-attestation')) {
         const there = await findAttachments(target.repository, signedSubjects, limit)
-        await verifyImage({ verifier, repository: target.repository, attachments: there, subjects: signedSubjects, root })
+        await verifier.verifyImage({ repository: target.repository, attachments: there, subjects: signedSubjects, root })
       }
     }
   }

@@ -6,7 +6,8 @@ import { Stores } from '../../src/oci/stores.ts'
 import { Transport, type RetryPolicy } from '../../src/oci/transport.ts'
 import { promote, type PromotionRequest, type PromotionResult } from '../../src/promote.ts'
 import { parseDestination, parseReference } from '../../src/oci/reference.ts'
-import type { Evidence, SignatureVerifier } from '../../src/verify/index.ts'
+import { ImageVerifier, type Evidence } from '../../src/verify/index.ts'
+import type { SignatureVerifier } from '../../src/verify/verifier.ts'
 
 export interface RecordedRequest {
   readonly method: string
@@ -90,7 +91,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
           declareAccess: (ref, action) => stores.declareAccess(ref, action),
           checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
           retry: options.retry ?? FAST_RETRY,
-          ...(options.verifier ? { verifier: options.verifier } : {}),
+          ...(options.verifier ? { verifier: new ImageVerifier(options.verifier) } : {}),
           ...(options.externalEvidence ? { externalEvidence: options.externalEvidence } : {})
         }
       )

@@ -39,6 +39,8 @@ const TYPES = {
   }
 } as const
 
+const UNCOMPRESSED_LAYER = 'application/vnd.oci.image.layer.v1.tar'
+
 export function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
@@ -57,6 +59,8 @@ export interface ImageOptions {
   readonly layerSizes?: readonly number[]
   readonly platform?: { os: string; architecture: string; variant?: string }
   readonly label?: string
+  /** Store layers uncompressed (tar media type): big benchmark layers without the cost of gzip. */
+  readonly uncompressed?: boolean
 }
 
 export function buildImage(options: ImageOptions = {}): Image {
@@ -64,7 +68,7 @@ export function buildImage(options: ImageOptions = {}): Image {
   const platform = options.platform ?? { os: 'linux', architecture: 'amd64' }
   const raw = (options.layerSizes ?? [1024]).map((size) => randomBytes(size))
   // Level 1: random data does not compress, and the tests want speed, not ratio.
-  const layers = raw.map((bytes) => blob(types.layer, gzipSync(bytes, { level: 1 })))
+  const layers = raw.map((bytes) => (options.uncompressed ? blob(UNCOMPRESSED_LAYER, bytes) : blob(types.layer, gzipSync(bytes, { level: 1 }))))
   const config = blob(
     types.config,
     Buffer.from(

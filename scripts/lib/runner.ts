@@ -1,6 +1,7 @@
 // Runs the bundled action the way the GitHub runner does: `node dist/index.js`
 // with INPUT_* variables and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files.
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,7 +35,53 @@ export function parseOutputFile(text: string): Record<string, string> {
   return outputs
 }
 
-export async function runAction(inputs: Record<string, string>, env: Record<string, string> = {}): Promise<ActionRun> {
+export interface ProcessRun {
+  readonly exitCode: number
+  readonly stdout: string
+  readonly stderr: string
+  /** Wall time from spawn to exit. */
+  readonly ms: number
+  /** Peak resident set size (VmHWM), sampled from /proc while it runs; 0 where /proc is not available. */
+  readonly peakRssKiB: number
+}
+
+function readPeakRss(pid: number): number {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) : 0
+  } catch {
+    return 0
+  }
+}
+
+/** Runs a command to completion, timing it and sampling its peak memory. */
+export async function runProcess(command: string, args: readonly string[], env: Record<string, string | undefined> = process.env): Promise<ProcessRun> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    let peakRssKiB = 0
+    const sample = setInterval(() => {
+      if (child.pid) peakRssKiB = Math.max(peakRssKiB, readPeakRss(child.pid))
+    }, 10)
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', (error) => {
+      clearInterval(sample)
+      reject(error)
+    })
+    child.on('exit', () => {
+      if (child.pid) peakRssKiB = Math.max(peakRssKiB, readPeakRss(child.pid))
+    })
+    child.on('close', (code) => {
+      clearInterval(sample)
+      resolve({ exitCode: code ?? 1, stdout, stderr, ms: performance.now() - started, peakRssKiB })
+    })
+  })
+}
+
+export async function runAction(inputs: Record<string, string>, env: Record<string, string> = {}): Promise<ActionRun & ProcessRun> {
   const dir = await mkdtemp(join(tmpdir(), 'oci-promote-run-'))
   const outputFile = join(dir, 'output')
   const summaryFile = join(dir, 'summary')
@@ -50,19 +97,9 @@ export async function runAction(inputs: Record<string, string>, env: Record<stri
   }
   for (const [name, value] of Object.entries(inputs)) childEnv[`INPUT_${name.toUpperCase()}`] = value
   try {
-    const { exitCode, stdout, stderr } = await new Promise<{ exitCode: number; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [ACTION_ENTRY], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-      child.on('error', reject)
-      child.on('close', (code) => resolve({ exitCode: code ?? 1, stdout, stderr }))
-    })
+    const run = await runProcess(process.execPath, [ACTION_ENTRY], childEnv)
     return {
-      exitCode,
-      stdout,
-      stderr,
+      ...run,
       outputs: parseOutputFile(await readFile(outputFile, 'utf8')),
       summary: await readFile(summaryFile, 'utf8')
     }

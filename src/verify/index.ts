@@ -2,7 +2,9 @@ import type { AttachmentListing } from '../attachments.js'
 import { PromoteError } from '../errors.js'
 import type { Repository } from '../oci/repository.js'
 import { evidenceFromAttachments, type Evidence } from './evidence.js'
-import { NotVerified, type SignatureVerifier, type VerifiedSignature } from './verifier.js'
+import type { SignaturePolicy } from './policy.js'
+import { TrustRoot, type TrustOptions } from './trust.js'
+import { NotVerified, SignatureVerifier, type VerifiedSignature } from './verifier.js'
 
 export interface ImageVerificationInput {
   readonly verifier: SignatureVerifier
@@ -56,5 +58,22 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
   return verified
 }
 
-export { SignatureVerifier, type VerifiedSignature } from './verifier.js'
+/** A signature policy bound to its trust material, as promotion uses it. */
+export class ImageVerifier {
+  constructor(readonly signatures: SignatureVerifier) {}
+
+  get policy(): SignaturePolicy {
+    return this.signatures.policy
+  }
+
+  verifyImage(input: Omit<ImageVerificationInput, 'verifier'>): Promise<VerifiedSignature[]> {
+    return verifyImage({ ...input, verifier: this.signatures })
+  }
+}
+
+export function createImageVerifier(policy: SignaturePolicy, trust: TrustOptions): ImageVerifier {
+  return new ImageVerifier(new SignatureVerifier(policy, new TrustRoot(trust)))
+}
+
+export type { VerifiedSignature } from './verifier.js'
 export type { Evidence } from './evidence.js'

@@ -1,0 +1,222 @@
+// npm run bench: oci-promote (the bundled dist/index.js, whole process, cold
+// start included) against `skopeo copy --preserve-digests` and a raw curl
+// baseline (the same bytes moved with plain HTTP requests: the physical limit),
+// on two local Distribution registries, with images built here. Copies start
+// from a cold destination: a fresh registry that holds none of the blobs.
+// BENCH_RUNS sets the runs per scenario (default 3); the table shows medians.
+import { spawnSync } from 'node:child_process'
+import { cpus, totalmem, tmpdir } from 'node:os'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { buildImage, buildMultiArch, contentOf, type Image } from '../scripts/lib/images.ts'
+import { runAction, runProcess, type ProcessRun } from '../scripts/lib/runner.ts'
+import { pushImage, startRegistry, type RunningRegistry } from '../__tests__/support/registry.ts'
+
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 3)
+const MiB = 1024 * 1024
+
+function requireTools(): void {
+  const missing = ['docker-registry', 'skopeo', 'curl', 'sha256sum'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0)
+  if (missing.length === 0) return
+  const packages = missing.map((t) => (t === 'sha256sum' ? 'coreutils' : t))
+  if (process.getuid?.() === 0) {
+    console.log(`installing ${packages.join(' ')} from the distribution's packages`)
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' })
+    const installed = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    if (installed.status === 0) return
+  }
+  console.error(`The benchmark needs ${missing.join(', ')}: sudo apt-get install ${packages.join(' ')}`)
+  process.exit(2)
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+function check(run: ProcessRun, what: string): ProcessRun {
+  if (run.exitCode !== 0) throw new Error(`${what} failed (exit ${run.exitCode}):\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-2000)}`)
+  return run
+}
+
+async function promote(inputs: Record<string, string>): Promise<ProcessRun & { requests: number }> {
+  const run = check(await runAction({ 'verify-signature': 'false', 'show-summary': 'false', ...inputs }, { RUNNER_DEBUG: '1' }), `oci-promote ${JSON.stringify(inputs)}`)
+  const requests = run.stdout.split('\n').filter((l) => /^::debug::(GET|HEAD|PUT|POST|PATCH|DELETE) /.test(l)).length
+  return { ...run, requests }
+}
+
+async function skopeo(source: string, destination: string): Promise<ProcessRun> {
+  return check(await runProcess('skopeo', ['copy', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${source}`, `docker://${destination}`]), `skopeo ${source} → ${destination}`)
+}
+
+/** The physical limit: every blob piped from one registry to the other by curl, in parallel, then the manifests. */
+async function raw(from: RunningRegistry, repository: string, image: Image, to: RunningRegistry, tag: string): Promise<ProcessRun> {
+  const { blobs, manifests } = contentOf(image)
+  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+  const blobScript = blobs
+    .map((b) => `( loc=$(curl -sfi -X POST ${quote(`${to.url}/v2/${repository}/blobs/uploads/`)} | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); case "$loc" in http*) ;; *) loc="${to.url}$loc";; esac; curl -sf ${quote(`${from.url}/v2/${repository}/blobs/${b.digest}`)} | curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T - "$loc&digest=${b.digest}" ) &`)
+    .join('\n')
+  const manifestScript = manifests
+    .map((m) => `curl -sf ${quote(`${from.url}/v2/${repository}/manifests/${m.digest}`)} -H 'Accept: ${m.mediaType}' | curl -sf -X PUT -H 'Content-Type: ${m.mediaType}' --data-binary @- ${quote(`${to.url}/v2/${repository}/manifests/${m === image ? tag : m.digest}`)}`)
+    .join('\n')
+  return check(await runProcess('sh', ['-ec', `${blobScript}\nwait\n${manifestScript}`]), 'raw curl copy')
+}
+
+interface Row {
+  scenario: string
+  promote: number
+  skopeo?: number
+  raw?: number
+  ratio: string
+  target: string
+  met: boolean
+  note?: string
+}
+const rows: Row[] = []
+const memory: string[] = []
+
+async function withFreshRegistry<T>(use: (r: RunningRegistry) => Promise<T>): Promise<T> {
+  const registry = await startRegistry()
+  try {
+    return await use(registry)
+  } finally {
+    await registry.stop()
+  }
+}
+
+async function main(): Promise<void> {
+  requireTools()
+  const source = await startRegistry()
+  try {
+    // 1. Same repository, one image to three new tags.
+    const small = buildImage({ layerSizes: [4 * MiB, 1 * MiB] })
+    await pushImage(source.url, 'bench/app', 'build', small)
+    const retag = { promote: [] as number[], skopeo: [] as number[], requests: 0 }
+    for (let i = 0; i < RUNS; i++) {
+      const run = await promote({ image: `${source.host}/bench/app:build`, to: `a${i}\nb${i}\nc${i}` })
+      retag.promote.push(run.ms)
+      retag.requests = run.requests
+      const started = performance.now()
+      for (const t of ['a', 'b', 'c']) await skopeo(`${source.host}/bench/app:build`, `${source.host}/bench/app:sk${t}${i}`)
+      retag.skopeo.push(performance.now() - started)
+    }
+    push('same repository, 1 image → 3 new tags', retag.promote, retag.skopeo, undefined, 0.5, '≤ 0.5 × three skopeo runs', `${retag.requests} requests (1 ping, 1 resolve, per tag: 1 check, 1 write, 1 read-back)`)
+
+    // 2. Another repository in the same registry: a mount.
+    const mount = { promote: [] as number[], skopeo: [] as number[] }
+    for (let i = 0; i < RUNS; i++) {
+      mount.promote.push((await promote({ image: `${source.host}/bench/app:build`, to: `${source.host}/bench/mounted${i}:prod` })).ms)
+      mount.skopeo.push((await skopeo(`${source.host}/bench/app:build`, `${source.host}/bench/skmounted${i}:prod`)).ms)
+    }
+    push('another repository, same registry (mount)', mount.promote, mount.skopeo, undefined, 1, '≤ skopeo')
+
+    // 3. Another registry, 256 MiB in 4 layers, cold destination; 7. the re-run.
+    const big = buildImage({ layerSizes: [64 * MiB, 64 * MiB, 64 * MiB, 64 * MiB], uncompressed: true })
+    await pushImage(source.url, 'bench/big', 'build', big)
+    const cross = { promote: [] as number[], skopeo: [] as number[], raw: [] as number[], rerun: [] as number[], skopeoRerun: [] as number[] }
+    for (let i = 0; i < RUNS; i++) {
+      await withFreshRegistry(async (target) => {
+        cross.promote.push((await promote({ image: `${source.host}/bench/big:build`, to: `${target.host}/bench/big:prod` })).ms)
+        cross.rerun.push((await promote({ image: `${source.host}/bench/big:build`, to: `${target.host}/bench/big:prod` })).ms)
+      })
+      await withFreshRegistry(async (target) => {
+        cross.skopeo.push((await skopeo(`${source.host}/bench/big:build`, `${target.host}/bench/big:prod`)).ms)
+        cross.skopeoRerun.push((await skopeo(`${source.host}/bench/big:build`, `${target.host}/bench/big:prod`)).ms)
+      })
+      await withFreshRegistry(async (target) => cross.raw.push((await raw(source, 'bench/big', big, target, 'prod')).ms))
+    }
+    push('another registry, 256 MiB in 4 layers (cold)', cross.promote, cross.skopeo, cross.raw, 1, '≤ 1.0 × skopeo, ≤ 1.15 × raw', undefined, 1.15)
+
+    // 5. Multi-arch index of 4 platforms, another registry.
+    const index = buildMultiArch(4, { layerSizes: [8 * MiB, 2 * MiB], uncompressed: true })
+    await pushImage(source.url, 'bench/multi', 'build', index)
+    const multi = { promote: [] as number[], skopeo: [] as number[] }
+    for (let i = 0; i < RUNS; i++) {
+      await withFreshRegistry(async (target) => multi.promote.push((await promote({ image: `${source.host}/bench/multi:build`, to: `${target.host}/bench/multi:prod` })).ms))
+      await withFreshRegistry(async (target) => multi.skopeo.push((await skopeo(`${source.host}/bench/multi:build`, `${target.host}/bench/multi:prod`)).ms))
+    }
+    push('multi-arch index, 4 platforms, another registry', multi.promote, multi.skopeo, undefined, 1, '≤ skopeo (--all)')
+
+    // 6. verify-blobs on 256 MiB: hashing throughput against sha256sum of the same bytes.
+    const files = await mkdtemp(join(tmpdir(), 'oci-promote-bench-'))
+    const paths = await Promise.all(big.blobs.map(async (b, i) => {
+      const path = join(files, String(i))
+      await writeFile(path, b.bytes)
+      return path
+    }))
+    const hashing = { promote: [] as number[], sha256sum: [] as number[], plan: [] as number[] }
+    for (let i = 0; i < RUNS; i++) {
+      hashing.promote.push((await promote({ image: `${source.host}/bench/big:build`, to: 'verified', mode: 'plan', 'verify-blobs': 'true' })).ms)
+      hashing.plan.push((await promote({ image: `${source.host}/bench/big:build`, to: 'verified', mode: 'plan' })).ms)
+      hashing.sha256sum.push(check(await runProcess('sha256sum', paths), 'sha256sum').ms)
+    }
+    await rm(files, { recursive: true, force: true })
+    const hashMs = median(hashing.promote) - median(hashing.plan)
+    rows.push({
+      scenario: 'verify-blobs on 256 MiB (download + hash)',
+      promote: median(hashing.promote),
+      ratio: `${(hashMs / median(hashing.sha256sum)).toFixed(2)} × sha256sum`,
+      target: '≤ 1.5 × sha256sum',
+      met: hashMs <= 1.5 * median(hashing.sha256sum),
+      note: `hashing adds ${hashMs.toFixed(0)} ms over a plan run (${((256 / hashMs) * 1000).toFixed(0)} MiB/s); sha256sum of the files: ${median(hashing.sha256sum).toFixed(0)} ms`
+    })
+
+    push('already promoted (re-run)', cross.rerun, cross.skopeoRerun, undefined, 0.5, '≤ 0.5 × skopeo')
+
+    // 4. Memory as layers grow: one layer of 64 MiB, 256 MiB, 1 GiB, to a cold registry.
+    for (const size of [64, 256, 1024]) {
+      const layer = buildImage({ layerSizes: [size * MiB], uncompressed: true })
+      await pushImage(source.url, `bench/layer${size}`, 'build', layer)
+      const runs = { promote: [] as ProcessRun[], skopeo: [] as ProcessRun[] }
+      for (let i = 0; i < RUNS; i++) {
+        await withFreshRegistry(async (target) => runs.promote.push(await promote({ image: `${source.host}/bench/layer${size}:build`, to: `${target.host}/bench/layer:prod` })))
+        await withFreshRegistry(async (target) => runs.skopeo.push(await skopeo(`${source.host}/bench/layer${size}:build`, `${target.host}/bench/layer:prod`)))
+      }
+      const rss = Math.max(...runs.promote.map((r) => r.peakRssKiB)) / 1024
+      const skopeoRss = Math.max(...runs.skopeo.map((r) => r.peakRssKiB)) / 1024
+      memory.push(`| ${size} MiB | ${rss.toFixed(0)} MiB | ${skopeoRss.toFixed(0)} MiB | ${median(runs.promote.map((r) => r.ms)).toFixed(0)} ms | ${median(runs.skopeo.map((r) => r.ms)).toFixed(0)} ms |`)
+      if (size === 1024) {
+        rows.push({ scenario: 'another registry, one 1 GiB layer: peak RSS', promote: median(runs.promote.map((r) => r.ms)), skopeo: median(runs.skopeo.map((r) => r.ms)), ratio: `${rss.toFixed(0)} MiB peak RSS`, target: '< 150 MiB', met: rss < 150 })
+      }
+    }
+  } finally {
+    await source.stop()
+  }
+  report()
+}
+
+function push(scenario: string, promoteMs: number[], skopeoMs: number[] | undefined, rawMs: number[] | undefined, limit: number, target: string, note?: string, rawLimit?: number): void {
+  const p = median(promoteMs)
+  const s = skopeoMs ? median(skopeoMs) : undefined
+  const r = rawMs ? median(rawMs) : undefined
+  const ratios = [s ? `${(p / s).toFixed(2)} × skopeo` : '', r ? `${(p / r).toFixed(2)} × raw` : ''].filter(Boolean).join(', ')
+  const met = (s === undefined || p <= limit * s) && (r === undefined || rawLimit === undefined || p <= rawLimit * r)
+  rows.push({ scenario, promote: p, ...(s !== undefined ? { skopeo: s } : {}), ...(r !== undefined ? { raw: r } : {}), ratio: ratios, target, met, ...(note ? { note } : {}) })
+}
+
+function report(): void {
+  const ms = (v?: number): string => (v === undefined ? '—' : `${v.toFixed(0)} ms`)
+  const skopeoVersion = spawnSync('skopeo', ['--version'], { encoding: 'utf8' }).stdout.trim()
+  const lines = [
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB; Node ${process.version}; ${skopeoVersion}; Distribution ${spawnSync('docker-registry', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').pop()} on loopback. Medians of ${RUNS} runs, wall time of whole processes.`,
+    '',
+    '| scenario | oci-promote | skopeo | raw curl | ratio | target | met |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.scenario} | ${ms(r.promote)} | ${ms(r.skopeo)} | ${ms(r.raw)} | ${r.ratio} | ${r.target} | ${r.met ? 'yes' : '**no**'} |`),
+    '',
+    ...rows.filter((r) => r.note).map((r) => `- ${r.scenario}: ${r.note}`),
+    '',
+    'Peak RSS as layers grow (one layer, cold destination):',
+    '',
+    '| layer | oci-promote peak RSS | skopeo peak RSS | oci-promote time | skopeo time |',
+    '|---|---|---|---|---|',
+    ...memory
+  ]
+  console.log(lines.join('\n'))
+  if (process.env['BENCH_WRITE'] !== '0') {
+    const when = new Date().toISOString().slice(0, 10)
+    void writeFile(new URL('./RESULTS.md', import.meta.url), `# Benchmark results (${when})\n\nProduced by \`npm run bench\` (bench/run.ts).\n\n${lines.join('\n')}\n`)
+  }
+}
+
+await main()
