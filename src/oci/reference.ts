@@ -59,15 +59,16 @@ function checkTag(input: string, tag: string): string {
   return tag
 }
 
+/** A ':' after the last '/' starts the tag (a ':' before it belongs to a port or a path). */
+function splitTag(input: string, rest: string): { name: string; tag?: string } {
+  const colon = rest.lastIndexOf(':')
+  if (colon <= rest.lastIndexOf('/')) return { name: rest }
+  return { name: rest.slice(0, colon), tag: checkTag(input, rest.slice(colon + 1)) }
+}
+
 function parseLayout(input: string): LayoutReference {
   const { rest, digest } = splitDigest(input, input.slice(LAYOUT_PREFIX.length))
-  let path = rest
-  let tag: string | undefined
-  const colon = rest.lastIndexOf(':')
-  if (colon > rest.lastIndexOf('/')) {
-    path = rest.slice(0, colon)
-    tag = checkTag(input, rest.slice(colon + 1))
-  }
+  const { name: path, tag } = splitTag(input, rest)
   if (path === '') throw invalid(input, 'the oci: layout path is empty')
   if (path.includes('\0')) throw invalid(input, 'the path contains a NUL byte')
   return { kind: 'layout', path, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) }
@@ -89,13 +90,7 @@ export function parseReference(input: string): Reference {
   if (/\s/.test(trimmed)) throw invalid(input, 'it contains white space')
 
   const { rest, digest } = splitDigest(trimmed, trimmed)
-  let name = rest
-  let tag: string | undefined
-  const colon = rest.lastIndexOf(':')
-  if (colon > rest.lastIndexOf('/')) {
-    name = rest.slice(0, colon)
-    tag = checkTag(trimmed, rest.slice(colon + 1))
-  }
+  const { name, tag } = splitTag(trimmed, rest)
 
   let registry = DOCKER_HUB
   let repository = name
