@@ -1,12 +1,9 @@
 // Authentication against the real registry: htpasswd Basic, and Bearer tokens
 // from a token server, with credentials read from a docker config file.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { buildImage } from '../scripts/lib/images.ts'
 import { createHarness } from './support/harness.ts'
-import { HTPASSWD, USERS, basicAuthorization, pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import { HTPASSWD, USERS, basicAuthorization, pushImage, startRegistry, tagDigest, writeDockerConfig, type RunningRegistry } from './support/registry.ts'
 import { seedToken, startTokenServer, type TokenServer } from './support/token-server.ts'
 
 let basic: RunningRegistry
@@ -15,12 +12,7 @@ let open: RunningRegistry
 let tokens: TokenServer
 
 async function dockerConfig(auths: Record<string, { user: string; password: string }>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'oci-promote-docker-config-'))
-  const entries = Object.fromEntries(
-    Object.entries(auths).map(([host, { user, password }]) => [host, { auth: Buffer.from(`${user}:${password}`).toString('base64') }])
-  )
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: entries }))
-  return dir
+  return writeDockerConfig(Object.fromEntries(Object.entries(auths).map(([host, { user, password }]) => [host, `${user}:${password}`])))
 }
 
 beforeAll(async () => {

@@ -1,13 +1,10 @@
 // Hostile and broken registries: each lie is refused with a clear error, and
 // nothing is written to the destination.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { buildImage, contentOf } from '../scripts/lib/images.ts'
 import { createHarness } from './support/harness.ts'
 import { serveImage, startFakeServer, type FakeServer } from './support/fake-registry.ts'
-import { startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import { startRegistry, tagDigest, writeDockerConfig, type RunningRegistry } from './support/registry.ts'
 
 let destination: RunningRegistry
 const servers: FakeServer[] = []
@@ -155,8 +152,7 @@ describe('token realms', () => {
       if (req.url === '/v2/') return void res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://169.254.169.254/latest/meta-data/iam",service="x"' }).end()
       return false
     })
-    const configDir = await mkdtemp(join(tmpdir(), 'oci-promote-realm-'))
-    await writeFile(join(configDir, 'config.json'), JSON.stringify({ auths: { [metadata.host]: { auth: Buffer.from('user:pw').toString('base64') } } }))
+    const configDir = await writeDockerConfig({ [metadata.host]: 'user:pw' })
     const h = createHarness({ credentials: { configDir } })
     try {
       await expect(h.run({ source: `${metadata.host}/any/app:v1`, to: ['x'] })).rejects.toMatchObject({ code: 'REALM_REFUSED', message: expect.stringContaining('link-local address') })
@@ -179,8 +175,7 @@ describe('redirects', () => {
     const source = await fake(
       serveImage(image, { repository: 'redir/app', tag: 'v1', basic: 'promoter:s3cret', blobRedirect: (digest) => `${storage.url}/storage/${digest}?X-Amz-Signature=abc` })
     )
-    const configDir = await mkdtemp(join(tmpdir(), 'oci-promote-redirect-'))
-    await writeFile(join(configDir, 'config.json'), JSON.stringify({ auths: { [source.host]: { auth: Buffer.from('promoter:s3cret').toString('base64') } } }))
+    const configDir = await writeDockerConfig({ [source.host]: 'promoter:s3cret' })
     const h = createHarness({ credentials: { configDir } })
     try {
       const result = await h.run({ source: `${source.host}/redir/app:v1`, to: [`${destination.host}/redir/app:prod`] })

@@ -2,13 +2,10 @@
 // writes (logs with debug on, outputs, job summary, errors), on success and on
 // every failure path; each secret is handed to the runner's masking instead.
 import { afterAll, beforeAll, expect, it } from '@jest/globals'
-import { mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { buildImage } from '../scripts/lib/images.ts'
 import { runAction, type ActionRun } from '../scripts/lib/runner.ts'
 import { serveImage, startFakeServer, type FakeServer } from './support/fake-registry.ts'
-import { HTPASSWD, USERS, basicAuthorization, pushImage, startRegistry, type RunningRegistry } from './support/registry.ts'
+import { HTPASSWD, USERS, basicAuthorization, pushImage, writeDockerConfig, startRegistry, type RunningRegistry } from './support/registry.ts'
 import { seedToken, startTokenServer, type TokenServer } from './support/token-server.ts'
 
 const GITHUB_TOKEN = 'ghs_0123456789abcdefSECRETgithubtoken'
@@ -22,15 +19,8 @@ const runs: { name: string; run: ActionRun }[] = []
 /** Tokens issued to the test's own seeding, before any run: the runs never saw them. */
 let seedingTokens = 0
 
-async function configDir(auths: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'oci-promote-secrets-'))
-  const entries = Object.fromEntries(Object.entries(auths).map(([host, userPass]) => [host, { auth: Buffer.from(userPass).toString('base64') }]))
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: entries }))
-  return dir
-}
-
 async function record(name: string, inputs: Record<string, string>, auths: Record<string, string>): Promise<ActionRun> {
-  const run = await runAction({ 'verify-signature': 'false', 'github-token': GITHUB_TOKEN, ...inputs }, { DOCKER_CONFIG: await configDir(auths), RUNNER_DEBUG: '1' })
+  const run = await runAction({ 'verify-signature': 'false', 'github-token': GITHUB_TOKEN, ...inputs }, { DOCKER_CONFIG: await writeDockerConfig(auths), RUNNER_DEBUG: '1' })
   runs.push({ name, run })
   return run
 }

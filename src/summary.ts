@@ -70,7 +70,7 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     lines.push('')
   }
   if (result.attachmentsCopied > 0) {
-    lines.push(`**Carried:** ${count(result.attachmentsCopied, 'signature, attestation or referrer')} copied to the other repositories.`.replace('referrers copied', 'referrers copied'), '')
+    lines.push(`**Carried:** ${count(result.attachmentsCopied, 'signature or attestation manifest')} copied to the other repositories.`, '')
   }
   if (result.blobsVerified) {
     lines.push(`**Blobs:** ${count(result.blobsVerified.count, 'blob')} downloaded and checked against their digests (${formatBytes(result.blobsVerified.bytes)}).`, '')

@@ -191,3 +191,11 @@ export async function hasBlob(registryUrl: string, repository: string, digest: s
 export function basicAuthorization(user: keyof typeof USERS): string {
   return `Basic ${Buffer.from(`${user}:${USERS[user]}`).toString('base64')}`
 }
+
+/** A docker config folder (as docker/login-action leaves one) with `auths` for host → "user:password". */
+export async function writeDockerConfig(auths: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'oci-promote-docker-config-'))
+  const entries = Object.fromEntries(Object.entries(auths).map(([host, userPass]) => [host, { auth: Buffer.from(userPass).toString('base64') }]))
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: entries }))
+  return dir
+}

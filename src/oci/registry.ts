@@ -11,7 +11,6 @@ import {
   NO_RETRY,
   headerValue,
   readLimited,
-  redactUrl,
   type HttpMethod,
   type HttpResponse,
   type Transport
