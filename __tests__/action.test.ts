@@ -105,15 +105,45 @@ describe('dist/index.js', () => {
     expect(await tagDigest(registry.url, 'acme/keyed', 'prod')).toBeUndefined()
   })
 
+  it('signs a promotion record with signing-key, and a later promotion opens its gate on it', async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'acme/gated', 'build', image)
+    const key = await keyPairSigner()
+    const privatePem = key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+    const toStaging = await runAction({ image: `${registry.host}/acme/gated:build`, to: 'staging', 'verify-signature': 'false', environment: 'staging', 'attest-promotion': 'true', 'signing-key': privatePem }, { GITHUB_REPOSITORY: 'acme/app', GITHUB_RUN_ID: '7', GITHUB_ACTOR: 'octocat' })
+    expect(toStaging.stdout).not.toContain('::error::')
+    expect(toStaging.summary).toContain('**Promotion record:** signed and attached at')
+    for (const line of privatePem.split('\n').filter((l) => l && !l.startsWith('-----'))) expect(toStaging.stdout).toContain(`::add-mask::${line}`)
+
+    const denied = await runAction({ image: `${registry.host}/acme/gated:build`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'production-canary', 'promotion-public-key': key.publicKeyPem })
+    expect(denied.exitCode).toBe(1)
+    expect(denied.stdout).toContain('none for "production-canary"')
+
+    const toProd = await runAction({ image: `${registry.host}/acme/gated:staging`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-public-key': key.publicKeyPem })
+    expect(toProd.stdout).not.toContain('::error::')
+    expect(toProd.summary).toContain('→ promoted to <code>staging</code> by octocat in run acme/app#7')
+    expect(await tagDigest(registry.url, 'acme/gated', 'prod')).toBe(image.digest)
+  })
+
+  it('explains the missing id-token permission for keyless promotion records', async () => {
+    const run = await runAction({ image: 'oci:does-not-matter:x', to: 'y', 'verify-signature': 'false', environment: 'staging', 'attest-promotion': 'true' })
+    expect(run.exitCode).toBe(1)
+    expect(run.stdout).toContain('Add "permissions: id-token: write" to the job, or set signing-key')
+  })
+
   it.each([
+    [{ image: 'ghcr.io/a/b', to: 'x', 'attest-promotion': 'true' }, 'input "attest-promotion": needs environment'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'require-environment': 'staging' }, 'input "require-environment": needs a policy for who may have promoted'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'require-environment': 'staging', 'promotion-identity': 'a', 'promotion-identity-regexp': 'b' }, 'input "promotion-identity-regexp": cannot be combined with promotion-identity'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'environment': 'staging', 'attest-promotion': 'true', 'signing-key': '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }, 'input "signing-key": not a PEM private key'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'public-key': 'not a key and not a file' }, 'input "public-key": is neither a PEM public key nor a readable file'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'public-key': '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }, 'input "public-key": is not a PEM public key'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'certificate-identity-regexp': 'b' }, 'input "certificate-identity-regexp": cannot be combined with certificate-identity'],
-    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity-regexp': '([' }, 'input "certificate-identity-regexp": "([" is not a valid regular expression'],
+    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': '', 'certificate-identity-regexp': '([' }, 'input "certificate-identity-regexp": "([" is not a valid regular expression'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'signed-platforms': 'some' }, 'input "signed-platforms": "some" is not one of index, all'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'trusted-root': '/nonexistent/trusted_root.json' }, 'input "trusted-root": cannot read a trusted_root.json from /nonexistent/trusted_root.json']
-  ])('rejects a bad signature policy %j before promoting', async (inputs, message) => {
-    const run = await runAction(inputs)
+  ])('rejects a bad signature or promotion policy %j before promoting', async (inputs, message) => {
+    const run = await runAction({ 'verify-signature': 'true', 'certificate-identity': 'x', ...inputs })
     expect(run.exitCode).toBe(1)
     expect(run.stdout).toContain(`::error::${message}`)
   })

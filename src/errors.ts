@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'READBACK_MISMATCH'
   | 'SIGNATURE_POLICY_MISSING'
   | 'SIGNATURE_NOT_VERIFIED'
+  | 'PROMOTION_GATE'
 
 export interface PromoteErrorOptions {
   cause?: unknown

@@ -6,7 +6,8 @@ import { PromoteError, errorMessage } from './errors.js'
 import { SHA256_DIGEST } from './oci/digest.js'
 import { parseDestination, parseReference, type Reference } from './oci/reference.js'
 import { DEFAULT_IMMUTABLE_TAGS, type Mode } from './promote.js'
-import { GITHUB_ACTIONS_ISSUER, exactIdentity, identityRegexp, type SignaturePolicy } from './verify/policy.js'
+import { PROMOTION_PREDICATE_TYPE } from './records.js'
+import { GITHUB_ACTIONS_ISSUER, exactIdentity, identityRegexp, type IdentityPolicy, type SignaturePolicy } from './verify/policy.js'
 
 export interface Inputs {
   readonly image: Reference
@@ -26,6 +27,8 @@ export interface Inputs {
   readonly copySignatures: boolean
   /** The whole run must finish within this; a stalled registry fails the step instead of holding it. */
   readonly deadlineSeconds: number
+  readonly promotion: PromotionInputs
+  readonly historyTags: boolean
 }
 
 const MODES: readonly Mode[] = ['promote', 'plan', 'verify']
@@ -98,43 +101,49 @@ function readImmutableTags(): RegExp | undefined {
   }
 }
 
-function readPublicKey(): KeyObject | undefined {
-  const value = read('public-key').trim()
+function readPublicKey(name: string): KeyObject | undefined {
+  const value = read(name).trim()
   if (value === '') return undefined
   let pem = value
   if (!value.startsWith('-----BEGIN')) {
     try {
       pem = readFileSync(value, 'utf8')
     } catch (error) {
-      return fail('public-key', `is neither a PEM public key nor a readable file (${errorMessage(error)}); pass the contents of cosign.pub or a path to it`)
+      return fail(name, `is neither a PEM public key nor a readable file (${errorMessage(error)}); pass the contents of cosign.pub or a path to it`)
     }
   }
   try {
     const key = createPublicKey(pem)
     return key
   } catch (error) {
-    return fail('public-key', `is not a PEM public key (${errorMessage(error)}); pass the contents of cosign.pub (-----BEGIN PUBLIC KEY-----)`)
+    return fail(name, `is not a PEM public key (${errorMessage(error)}); pass the contents of cosign.pub (-----BEGIN PUBLIC KEY-----)`)
   }
 }
 
+/** An exact identity or an anchored regexp, from a pair of exclusive inputs. */
+function readIdentity(exactName: string, regexpName: string): IdentityPolicy | undefined {
+  const identity = read(exactName).trim()
+  const pattern = read(regexpName).trim()
+  if (identity && pattern) fail(regexpName, `cannot be combined with ${exactName}; set one of them`)
+  if (identity) return exactIdentity(identity)
+  if (!pattern) return undefined
+  try {
+    return identityRegexp(pattern)
+  } catch (error) {
+    return fail(regexpName, `"${pattern}" is not a valid regular expression (${errorMessage(error)})`)
+  }
+}
+
+function readIssuer(): string {
+  return read('certificate-oidc-issuer').trim() || GITHUB_ACTIONS_ISSUER
+}
+
 function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefined {
-  const publicKey = readPublicKey()
-  const identity = read('certificate-identity').trim()
-  const identityPattern = read('certificate-identity-regexp').trim()
-  const issuer = read('certificate-oidc-issuer').trim() || GITHUB_ACTIONS_ISSUER
+  const publicKey = readPublicKey('public-key')
+  const policyIdentity = readIdentity('certificate-identity', 'certificate-identity-regexp')
   const attestationType = read('attestation-type').trim()
   const signedPlatforms = read('signed-platforms').trim() || 'index'
   if (signedPlatforms !== 'index' && signedPlatforms !== 'all') fail('signed-platforms', `"${signedPlatforms}" is not one of index, all`)
-  if (identity && identityPattern) fail('certificate-identity-regexp', 'cannot be combined with certificate-identity; set one of them')
-  let policyIdentity
-  if (identity) policyIdentity = exactIdentity(identity)
-  if (identityPattern) {
-    try {
-      policyIdentity = identityRegexp(identityPattern)
-    } catch (error) {
-      fail('certificate-identity-regexp', `"${identityPattern}" is not a valid regular expression (${errorMessage(error)})`)
-    }
-  }
   if (!verifySignature) return undefined
   if (!publicKey && !policyIdentity) {
     throw new PromoteError(
@@ -147,9 +156,53 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
   return {
     publicKeys: publicKey ? [publicKey] : [],
     ...(policyIdentity ? { identity: policyIdentity } : {}),
-    issuer,
+    issuer: readIssuer(),
     ...(attestationType ? { attestationType } : {}),
     signedPlatforms
+  }
+}
+
+export interface PromotionInputs {
+  readonly environment?: string
+  /** Set with attest-promotion: a PEM private key, or undefined for keyless signing. */
+  readonly record?: { readonly signingKey?: string }
+  readonly gate?: { readonly environment: string; readonly policy: SignaturePolicy }
+}
+
+const ENVIRONMENT_NAME = /^[^\x00-\x1f\x7f]{1,255}$/
+
+function readPromotionInputs(): PromotionInputs {
+  const environment = read('environment').trim()
+  if (environment && !ENVIRONMENT_NAME.test(environment)) fail('environment', 'must be 1 to 255 characters without control characters')
+  const attest = readBoolean('attest-promotion', false)
+  if (attest && !environment) fail('attest-promotion', 'needs environment: the name of the environment this promotion enters (e.g. staging)')
+  let signingKey = read('signing-key').trim()
+  if (signingKey && !signingKey.startsWith('-----BEGIN')) {
+    try {
+      signingKey = readFileSync(signingKey, 'utf8')
+    } catch (error) {
+      fail('signing-key', `is neither a PEM private key nor a readable file (${errorMessage(error)})`)
+    }
+  }
+  // The runner masks line by line: register every line of the key's body, not the PEM as one value.
+  for (const line of signingKey.split(/\r?\n/)) if (line.trim() && !line.startsWith('-----')) core.setSecret(line.trim())
+  const required = read('require-environment').trim()
+  let gate: PromotionInputs['gate']
+  if (required) {
+    const publicKey = readPublicKey('promotion-public-key')
+    const identity = readIdentity('promotion-identity', 'promotion-identity-regexp')
+    if (!publicKey && !identity) {
+      fail('require-environment', 'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp or promotion-public-key')
+    }
+    gate = {
+      environment: required,
+      policy: { publicKeys: publicKey ? [publicKey] : [], ...(identity ? { identity } : {}), issuer: readIssuer(), attestationType: PROMOTION_PREDICATE_TYPE, signedPlatforms: 'index' }
+    }
+  }
+  return {
+    ...(environment ? { environment } : {}),
+    ...(attest ? { record: signingKey ? { signingKey } : {} } : {}),
+    ...(gate ? { gate } : {})
   }
 }
 
@@ -214,6 +267,8 @@ export function getInputs(): Inputs {
     ...(signaturePolicy ? { signaturePolicy } : {}),
     ...(trustedRoot ? { trustedRoot } : {}),
     copySignatures: readBoolean('copy-signatures', true),
-    deadlineSeconds
+    deadlineSeconds,
+    promotion: readPromotionInputs(),
+    historyTags: readBoolean('history-tags', false)
   }
 }

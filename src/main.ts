@@ -8,18 +8,41 @@ import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
 import { promote, type PromotionResult } from './promote.js'
 import { renderSummary } from './summary.js'
+import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
 import type { ImageVerifier } from './verify/index.js'
+import type { SignaturePolicy } from './verify/policy.js'
 
 const USER_AGENT = 'oci-promote/0.1'
 
 /** Sigstore is loaded only when a policy needs it: it is most of the bundle's start-up cost. */
-async function createVerifier(inputs: Inputs): Promise<ImageVerifier | undefined> {
-  if (!inputs.signaturePolicy) return undefined
+async function createVerifier(inputs: Inputs, policy: SignaturePolicy | undefined): Promise<ImageVerifier | undefined> {
+  if (!policy) return undefined
   const { createImageVerifier } = await import('./verify/index.js')
-  return createImageVerifier(inputs.signaturePolicy, {
+  return createImageVerifier(policy, {
     ...(inputs.trustedRoot ? { trustedRootPath: inputs.trustedRoot } : {}),
     tufCachePath: join(process.env['RUNNER_TEMP'] ?? tmpdir(), 'oci-promote-sigstore-tuf')
   })
+}
+
+/** The workflow run a promotion record names, from the runner's environment. */
+function workflowRun(): WorkflowRun {
+  const env = process.env
+  const pick = (name: string): string | undefined => env[name] || undefined
+  const run = {
+    repository: pick('GITHUB_REPOSITORY'),
+    workflowRef: pick('GITHUB_WORKFLOW_REF'),
+    commit: pick('GITHUB_SHA'),
+    runId: pick('GITHUB_RUN_ID'),
+    runAttempt: pick('GITHUB_RUN_ATTEMPT'),
+    actor: pick('GITHUB_ACTOR')
+  }
+  return Object.fromEntries(Object.entries(run).filter(([, v]) => v !== undefined))
+}
+
+async function createRecordSigner(inputs: Inputs): Promise<RecordSigner | undefined> {
+  const record = inputs.promotion.record
+  if (!record) return undefined
+  return record.signingKey ? keyRecordSigner(record.signingKey) : keylessRecordSigner()
 }
 
 function verifiedOutput(result: PromotionResult): string {
@@ -64,7 +87,10 @@ export async function run(): Promise<void> {
     const inputs = getInputs()
     const deadline = AbortSignal.timeout(inputs.deadlineSeconds * 1000)
     transport = new Transport({ userAgent: USER_AGENT, debug: (m) => core.debug(m), signal: deadline })
-    const verifier = await createVerifier(inputs)
+    const verifier = await createVerifier(inputs, inputs.signaturePolicy)
+    const gate = inputs.promotion.gate
+    const gateVerifier = gate ? await createVerifier(inputs, gate.policy) : undefined
+    const recordSigner = await createRecordSigner(inputs)
     const githubRepository = process.env['GITHUB_REPOSITORY']
     const externalEvidence =
       verifier && inputs.githubToken && githubRepository
@@ -89,7 +115,8 @@ export async function run(): Promise<void> {
         ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}),
         verifyBlobs: inputs.verifyBlobs,
         concurrency: inputs.concurrency,
-        copySignatures: inputs.copySignatures
+        copySignatures: inputs.copySignatures,
+        historyTags: inputs.historyTags
       },
       {
         repository: (ref) => stores.repository(ref),
@@ -99,7 +126,9 @@ export async function run(): Promise<void> {
         retry: transport.retryPolicy,
         signal: deadline,
         ...(verifier ? { verifier } : {}),
-        ...(externalEvidence ? { externalEvidence } : {})
+        ...(externalEvidence ? { externalEvidence } : {}),
+        ...(gate && gateVerifier ? { gate: { environment: gate.environment, verifier: gateVerifier } } : {}),
+        ...(recordSigner && inputs.promotion.environment ? { record: { environment: inputs.promotion.environment, signer: recordSigner, run: workflowRun() } } : {})
       }
     )
     setOutputs(result)

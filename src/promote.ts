@@ -2,11 +2,13 @@ import pLimit from 'p-limit'
 import { copyAttachments, findAttachments, type AttachmentListing } from './attachments.js'
 import { copyImageContent, emptyStats, type CopyStats } from './copy.js'
 import { PromoteError, errorMessage } from './errors.js'
+import { checkPromotionGate } from './gates.js'
 import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph } from './image.js'
 import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './oci/transport.js'
+import { PROMOTION_PREDICATE_TYPE, attachBundle, promotionStatement, verificationSummary, type RecordSigner, type WorkflowRun } from './records.js'
 // Type-only: the verifier is loaded on demand, so runs without a signature policy never load Sigstore.
 import type { Evidence, ImageVerifier, VerifiedSignature } from './verify/index.js'
 
@@ -27,6 +29,8 @@ export interface PromotionRequest {
   readonly concurrency: number
   /** Carry signatures, attestations and other referrers to other repositories (default true). */
   readonly copySignatures?: boolean
+  /** Before moving a tag, keep a tag naming where it pointed (`<tag>--<digest prefix>`), never moved. */
+  readonly historyTags?: boolean
 }
 
 export interface DestinationResult {
@@ -54,6 +58,10 @@ export interface PromotionResult {
   readonly attachmentsCopied: number
   /** Oddities met on the way (a fallback tag that is not an index, …). */
   readonly notes: readonly string[]
+  /** The verified promotion record that opened a require-environment gate. */
+  readonly gate?: VerifiedSignature
+  /** Where this run's own promotion record was attached (`repository@digest`). */
+  readonly records: readonly string[]
 }
 
 export interface Logger {
@@ -74,6 +82,10 @@ export interface PromoteDependencies {
   readonly verifier?: ImageVerifier
   /** Evidence kept outside registries (GitHub artifact attestations), per digest. */
   readonly externalEvidence?: (subject: string) => Promise<Evidence[]>
+  /** require-environment: a verified promotion record for this environment must be on the source digest. */
+  readonly gate?: { readonly environment: string; readonly verifier: ImageVerifier }
+  /** attest-promotion: sign a promotion record and attach it at every destination repository, before tags move. */
+  readonly record?: { readonly environment: string; readonly signer: RecordSigner; readonly run: WorkflowRun; readonly now?: () => Date }
 }
 
 interface Destination {
@@ -160,7 +172,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const signedSubjects = verifier ? [digest, ...(verifier.policy.signedPlatforms === 'all' ? children : [])] : []
   const carried = destinations.filter((d) => d.copy !== 'same-repository')
   const copySignatures = (request.copySignatures ?? true) && request.mode === 'promote' && carried.length > 0
-  const attachmentSubjects = [...new Set([...signedSubjects, ...(copySignatures ? [digest, ...children] : [])])]
+  const attachmentSubjects = [...new Set([...signedSubjects, ...(copySignatures ? [digest, ...children] : []), ...(deps.gate ? [digest] : [])])]
   const listing: AttachmentListing = attachmentSubjects.length
     ? await findAttachments(source, attachmentSubjects, limit)
     : { attachments: [], notes: [], referrersVia: {} }
@@ -170,9 +182,12 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     log.info(`signature policy satisfied by ${verified.length} signature(s): ${verified.map((v) => v.identity ?? v.keyId).join(', ')}`)
   }
 
+  const gate = deps.gate ? await checkPromotionGate({ ...deps.gate, repository: source, listing, root }) : undefined
+  if (gate) log.info(`gate "${deps.gate!.environment}" open: promotion record signed by ${gate.identity ?? gate.keyId}`)
+
   await Promise.all(destinations.map(async (d) => (d.previousDigest = await limit(() => readPrevious(d, digest)))))
 
-  const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: listing.notes, ...(blobsVerified ? { blobsVerified } : {}) }
+  const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: listing.notes, records: [] as string[], ...(blobsVerified ? { blobsVerified } : {}), ...(gate ? { gate } : {}) }
 
   if (request.mode === 'verify') {
     return { ...base, destinations: await verifyDestinations(destinations, digest, limit), copied: emptyStats(), attachmentsCopied: 0 }
@@ -202,6 +217,25 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
       }
     }
   }
+  const records: string[] = []
+  if (deps.record && pending.length > 0) {
+    const statement = promotionStatement(repositoryName(request.source), {
+      environment: deps.record.environment,
+      source: formatReference(request.source),
+      digest,
+      destinations: destinations.map((d) => ({ reference: formatReference(d.ref), previousDigest: d.previousDigest, status: statusOf(d.previousDigest, digest) })),
+      verification: verificationSummary(gate ? [...verified, gate] : verified),
+      workflow: deps.record.run,
+      promotedAt: (deps.record.now?.() ?? new Date()).toISOString()
+    })
+    const bundle = await deps.record.signer.sign(statement)
+    for (const target of distinctRepositories(pending)) {
+      const referrer = await attachBundle(target.repository, root, bundle, PROMOTION_PREDICATE_TYPE)
+      records.push(`${target.repository.name}@${referrer}`)
+    }
+    log.info(`promotion record for "${deps.record.environment}" signed with ${deps.record.signer.description}, attached at ${records.join(', ')}`)
+  }
+  if (request.historyTags) await keepHistory(pending, options)
   await moveTags(pending, root, copied, options)
   const landed = await Promise.allSettled(destinations.map((d) => limit(() => readBack(d, digest))))
   const unreadable = landed.flatMap((o, i) => (o.status === 'rejected' ? [{ d: destinations[i]!, reason: o.reason as unknown }] : []))
@@ -218,7 +252,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     }
     return result(d, digest, statusOf(d.previousDigest, digest))
   })
-  return { ...base, destinations: results, copied, attachmentsCopied }
+  return { ...base, destinations: results, copied, attachmentsCopied, records }
 }
 
 /** One destination per repository: several tags in one repository share its content. */
@@ -288,6 +322,29 @@ async function moveTags(pending: readonly Destination[], root: Manifest, stats: 
     first.reason instanceof PromoteError ? first.reason.code : 'REGISTRY_ERROR',
     `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed: ${errorMessage(first.reason)}.${await rollBack(moved, options)}`,
     { cause: first.reason }
+  )
+}
+
+/** `prod` that held sha256:0123… → `prod--0123456789abcdef`: unique per digest, so it never needs to move. */
+export function historyTag(tag: string, digest: string): string {
+  return `${tag.slice(0, 128 - 18)}--${digest.slice('sha256:'.length, 'sha256:'.length + 16)}`
+}
+
+/** History tags, for registries with immutable-tag settings and lifecycle rules that must keep what ran. */
+async function keepHistory(pending: readonly Destination[], options: WriteOptions): Promise<void> {
+  await Promise.all(
+    pending
+      .filter((d) => d.tag && d.previousDigest)
+      .map((d) =>
+        options.limit(async () => {
+          const name = historyTag(d.tag!, d.previousDigest!)
+          if ((await d.repository.resolveTag(name)) === d.previousDigest) return
+          const previous = await d.repository.fetchManifest(d.previousDigest!)
+          if (!previous) throw new PromoteError('MANIFEST_UNKNOWN', `${formatReference(d.ref)} points at ${d.previousDigest}, which ${d.repository.name} no longer has; cannot keep its history tag`)
+          await d.repository.putManifest(name, previous)
+          options.log.info(`kept ${d.repository.name}:${name} -> ${d.previousDigest}`)
+        })
+      )
   )
 }
 

@@ -4,7 +4,7 @@ import { Agent, type Dispatcher } from 'undici'
 import { DockerCredentials, type DockerCredentialOptions } from '../../src/oci/credentials.ts'
 import { Stores } from '../../src/oci/stores.ts'
 import { Transport, type RetryPolicy } from '../../src/oci/transport.ts'
-import { promote, type PromotionRequest, type PromotionResult } from '../../src/promote.ts'
+import { promote, type PromoteDependencies, type PromotionRequest, type PromotionResult } from '../../src/promote.ts'
 import { parseDestination, parseReference } from '../../src/oci/reference.ts'
 import { ImageVerifier, type Evidence } from '../../src/verify/index.ts'
 import type { SignatureVerifier } from '../../src/verify/verifier.ts'
@@ -57,6 +57,8 @@ export interface HarnessOptions {
   agent?: Agent.Options
   verifier?: SignatureVerifier
   externalEvidence?: (subject: string) => Promise<Evidence[]>
+  /** Promotion gates and records, passed through as they are. */
+  deps?: Pick<PromoteDependencies, 'gate' | 'record'>
 }
 
 export function createHarness(options: HarnessOptions = {}): Harness {
@@ -92,7 +94,8 @@ export function createHarness(options: HarnessOptions = {}): Harness {
           checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
           retry: options.retry ?? FAST_RETRY,
           ...(options.verifier ? { verifier: new ImageVerifier(options.verifier) } : {}),
-          ...(options.externalEvidence ? { externalEvidence: options.externalEvidence } : {})
+          ...(options.externalEvidence ? { externalEvidence: options.externalEvidence } : {}),
+          ...options.deps
         }
       )
     },

@@ -1,4 +1,5 @@
-import { createHash, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { keyId } from './key-id.js'
 import type { Bundle } from '@sigstore/bundle'
 import type { TrustedRoot } from '@sigstore/protobuf-specs'
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer } from '@sigstore/verify'
@@ -22,6 +23,8 @@ export interface VerifiedSignature {
   readonly keyId?: string
   readonly predicateType?: string
   readonly logIndex?: string
+  /** The attestation's predicate, once verified (promotion records are read from it). */
+  readonly predicate?: unknown
 }
 
 export class NotVerified extends Error {
@@ -31,12 +34,10 @@ export class NotVerified extends Error {
   }
 }
 
-export function keyId(key: KeyObject): string {
-  return `sha256:${createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex')}`
-}
 
 interface Binding {
   readonly predicateType?: string
+  readonly predicate?: unknown
 }
 
 /** The bytes a message signature covers: cosign's simple-signing payload, or the manifest itself. */
@@ -63,13 +64,13 @@ function checkBinding(evidence: Evidence, bundle: Bundle): Binding {
   if (bundle.content.$case === 'dsseEnvelope') {
     const envelope = bundle.content.dsseEnvelope
     if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) throw new Error(`its DSSE payload is ${envelope.payloadType}, not an in-toto statement`)
-    const statement = JSON.parse(envelope.payload.toString('utf8')) as { subject?: { digest?: Record<string, string> }[]; predicateType?: unknown }
+    const statement = JSON.parse(envelope.payload.toString('utf8')) as { subject?: { digest?: Record<string, string> }[]; predicateType?: unknown; predicate?: unknown }
     const named = (statement.subject ?? []).some((s) => s.digest?.['sha256']?.toLowerCase() === hex)
     if (!named) {
       const others = (statement.subject ?? []).map((s) => Object.entries(s.digest ?? {}).map(([a, d]) => `${a}:${d}`).join(',')).join('; ')
       throw new Error(`its statement is about ${others || 'nothing'}, not ${evidence.subject}`)
     }
-    return typeof statement.predicateType === 'string' ? { predicateType: statement.predicateType } : {}
+    return typeof statement.predicateType === 'string' ? { predicateType: statement.predicateType, predicate: statement.predicate } : {}
   }
   if (evidence.format === 'cosign-signature') {
     const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: string; image?: Record<string, string> } }

@@ -1,0 +1,154 @@
+// Signed promotion records and environment gates end to end on the real
+// registry: dev → staging → production, each step gated on the record of the
+// one before, and every way a gate must stay closed.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { createPublicKey } from 'node:crypto'
+import { buildImage, type Image } from '../scripts/lib/images.ts'
+import { PROMOTION_PREDICATE_TYPE, keyRecordSigner, type RecordSigner } from '../src/records.ts'
+import { ImageVerifier } from '../src/verify/index.ts'
+import { TrustRoot } from '../src/verify/trust.ts'
+import { SignatureVerifier } from '../src/verify/verifier.ts'
+import { createHarness, type HarnessOptions, type HarnessRequest } from './support/harness.ts'
+import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import { dsseBundle, inTotoStatement, keyPairSigner, pushBundleReferrer, type Signer } from './support/sigstore.ts'
+
+const RUN = { repository: 'acme/app', workflowRef: 'acme/app/.github/workflows/deploy.yml@refs/heads/main', commit: 'abc123', runId: '42', runAttempt: '1', actor: 'octocat' }
+let staging: RunningRegistry
+let production: RunningRegistry
+let releaser: Signer
+let outsider: Signer
+let signer: RecordSigner
+let seq = 0
+
+beforeAll(async () => {
+  ;[staging, production] = await Promise.all([startRegistry(), startRegistry()])
+  releaser = await keyPairSigner()
+  outsider = await keyPairSigner()
+  signer = await keyRecordSigner(releaser.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())
+})
+afterAll(async () => {
+  await Promise.all([staging?.stop(), production?.stop()])
+})
+
+function gateFor(environment: string, key: Signer = releaser): NonNullable<HarnessOptions['deps']>['gate'] {
+  const verifier = new SignatureVerifier({ publicKeys: [createPublicKey(key.publicKeyPem)], issuer: 'unused', attestationType: PROMOTION_PREDICATE_TYPE, signedPlatforms: 'index' }, new TrustRoot({}))
+  return { environment, verifier: new ImageVerifier(verifier) }
+}
+
+async function promote(request: HarnessRequest, deps: HarnessOptions['deps']) {
+  const h = createHarness({ deps })
+  try {
+    return { result: await h.run(request), writes: h.writes() }
+  } catch (error) {
+    return { error: error as Error & { code: string }, writes: h.writes() }
+  } finally {
+    await h.close()
+  }
+}
+
+async function seed(): Promise<{ repo: string; image: Image }> {
+  const repo = `rec/app${++seq}`
+  const image = buildImage()
+  await pushImage(staging.url, repo, 'build', image)
+  return { repo, image }
+}
+
+describe('dev → staging → production with records and gates', () => {
+  it('each step records itself, and the next one opens only on that record', async () => {
+    const { repo, image } = await seed()
+    const dev = await promote({ source: `${staging.host}/${repo}:build`, to: ['dev'] }, { record: { environment: 'dev', signer, run: RUN } })
+    expect(dev.error).toBeUndefined()
+    expect(dev.result!.records).toEqual([expect.stringMatching(new RegExp(`^${staging.host}/${repo}@sha256:`))])
+
+    const toStaging = await promote({ source: `${staging.host}/${repo}:dev`, to: ['staging'] }, { gate: gateFor('dev'), record: { environment: 'staging', signer, run: RUN } })
+    expect(toStaging.error).toBeUndefined()
+    expect(toStaging.result!.gate!.predicate).toMatchObject({ environment: 'dev', source: `${staging.host}/${repo}:build`, digest: image.digest, workflow: RUN, destinations: [{ reference: `${staging.host}/${repo}:dev`, previousDigest: null, status: 'created' }] })
+
+    const toProd = await promote({ source: `${staging.host}/${repo}:staging`, to: [`${production.host}/${repo}:prod`] }, { gate: gateFor('staging'), record: { environment: 'production', signer, run: RUN } })
+    expect(toProd.error).toBeUndefined()
+    expect(toProd.result!.gate!.predicate).toMatchObject({ environment: 'staging' })
+    expect(await tagDigest(production.url, repo, 'prod')).toBe(image.digest)
+
+    // Production carries its own record and the earlier ones, so "what is in production and how it got there" is answerable there.
+    const check = await promote({ source: `${production.host}/${repo}:prod`, to: ['prod'], mode: 'verify' }, { gate: gateFor('production') })
+    expect(check.error).toBeUndefined()
+    expect(check.result!.gate!.predicate).toMatchObject({ environment: 'production', destinations: [{ reference: `${production.host}/${repo}:prod`, previousDigest: null, status: 'created' }] })
+  })
+
+  it('a re-run with nothing to promote writes no new record', async () => {
+    const { repo } = await seed()
+    await promote({ source: `${staging.host}/${repo}:build`, to: ['dev'] }, { record: { environment: 'dev', signer, run: RUN } })
+    const again = await promote({ source: `${staging.host}/${repo}:build`, to: ['dev'] }, { record: { environment: 'dev', signer, run: RUN } })
+    expect(again.result!.records).toEqual([])
+    expect(again.writes).toEqual([])
+  })
+})
+
+describe('a production promotion is refused, with nothing written', () => {
+  async function expectClosed(repo: string, gate: ReturnType<typeof gateFor>, message: RegExp | string): Promise<void> {
+    const { error, writes } = await promote({ source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] }, { gate })
+    expect(error?.code).toBe('PROMOTION_GATE')
+    expect(error?.message).toMatch(message)
+    expect(writes).toEqual([])
+    expect(await tagDigest(production.url, repo, 'prod')).toBeUndefined()
+  }
+
+  it('without any promotion record', async () => {
+    const { repo } = await seed()
+    await expectClosed(repo, gateFor('staging'), 'carries no promotion record, and require-environment asks for one from "staging"')
+  })
+
+  it('with a record for another environment only', async () => {
+    const { repo } = await seed()
+    await promote({ source: `${staging.host}/${repo}:build`, to: ['dev'] }, { record: { environment: 'dev', signer, run: RUN } })
+    await expectClosed(repo, gateFor('staging'), 'has verified promotion records for dev, none for "staging"')
+  })
+
+  it('with a staging record signed by the wrong identity', async () => {
+    const { repo } = await seed()
+    const impostor = await keyRecordSigner(outsider.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())
+    await promote({ source: `${staging.host}/${repo}:build`, to: ['staging'] }, { record: { environment: 'staging', signer: impostor, run: RUN } })
+    await expectClosed(repo, gateFor('staging'), /no promotion record .* verifies under the promotion policy[\s\S]*SIGNATURE_ERROR/)
+  })
+
+  it('with a staging record of another digest, replayed onto this one', async () => {
+    const other = await seed()
+    await promote({ source: `${staging.host}/${other.repo}:build`, to: ['staging'] }, { record: { environment: 'staging', signer, run: RUN } })
+    const { repo, image } = await seed()
+    const statement = inTotoStatement(other.image.digest, PROMOTION_PREDICATE_TYPE)
+    const replayed = JSON.parse(statement.toString()) as { predicate: object }
+    replayed.predicate = { environment: 'staging', digest: other.image.digest }
+    await pushBundleReferrer(staging.url, repo, image, dsseBundle(releaser, Buffer.from(JSON.stringify(replayed))), PROMOTION_PREDICATE_TYPE)
+    await expectClosed(repo, gateFor('staging'), `its statement is about sha256:${other.image.digest.slice(7)}, not ${image.digest}`)
+  })
+
+  it('with a tampered staging record', async () => {
+    const { repo, image } = await seed()
+    const honest = JSON.parse(inTotoStatement(image.digest, PROMOTION_PREDICATE_TYPE).toString()) as { predicate: object }
+    honest.predicate = { environment: 'dev' }
+    const bundle = dsseBundle(releaser, Buffer.from(JSON.stringify(honest))) as { dsseEnvelope: { payload: string } }
+    const forged = { ...honest, predicate: { environment: 'staging' } }
+    bundle.dsseEnvelope.payload = Buffer.from(JSON.stringify(forged)).toString('base64')
+    await pushBundleReferrer(staging.url, repo, image, bundle, PROMOTION_PREDICATE_TYPE)
+    await expectClosed(repo, gateFor('staging'), /SIGNATURE_ERROR: signature verification failed/)
+  })
+})
+
+describe('history tags', () => {
+  it('keep where a tag pointed before each move, and are never moved', async () => {
+    const { repo, image: first } = await seed()
+    const second = buildImage()
+    const third = buildImage()
+    await pushImage(staging.url, repo, 'second', second)
+    await pushImage(staging.url, repo, 'third', third)
+    const { historyTag } = await import('../src/promote.ts')
+    await promote({ source: `${staging.host}/${repo}:build`, to: ['prod'], historyTags: true }, undefined)
+    const moved = await promote({ source: `${staging.host}/${repo}:second`, to: ['prod'], historyTags: true }, undefined)
+    expect(moved.result!.destinations[0]).toMatchObject({ status: 'moved', previousDigest: first.digest })
+    expect(await tagDigest(staging.url, repo, historyTag('prod', first.digest))).toBe(first.digest)
+    await promote({ source: `${staging.host}/${repo}:third`, to: ['prod'], historyTags: true }, undefined)
+    expect(await tagDigest(staging.url, repo, historyTag('prod', first.digest))).toBe(first.digest)
+    expect(await tagDigest(staging.url, repo, historyTag('prod', second.digest))).toBe(second.digest)
+    expect(await tagDigest(staging.url, repo, 'prod')).toBe(third.digest)
+  })
+})
