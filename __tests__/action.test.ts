@@ -125,6 +125,21 @@ describe('dist/index.js', () => {
     expect(await tagDigest(registry.url, 'acme/gated', 'prod')).toBe(image.digest)
   })
 
+  it('rolls production back through mode: rollback', async () => {
+    const key = await keyPairSigner()
+    const signing = { 'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'attest-promotion': 'true', environment: 'production', 'verify-signature': 'false' }
+    const good = buildImage()
+    const bad = buildImage()
+    await pushImage(registry.url, 'acme/rb', 'good', good)
+    await pushImage(registry.url, 'acme/rb', 'bad', bad)
+    expect((await runAction({ image: `${registry.host}/acme/rb:good`, to: 'prod', ...signing })).exitCode).toBe(0)
+    expect((await runAction({ image: `${registry.host}/acme/rb:bad`, to: 'prod', ...signing })).exitCode).toBe(0)
+    const run = await runAction({ image: `${registry.host}/acme/rb`, to: 'prod', mode: 'rollback', 'promotion-public-key': key.publicKeyPem, ...signing })
+    expect(run.stdout).not.toContain('::error::')
+    expect(JSON.parse(run.outputs['promoted']!)).toEqual([{ reference: `${registry.host}/acme/rb:prod`, digest: good.digest, 'previous-digest': bad.digest, status: 'moved' }])
+    expect(await tagDigest(registry.url, 'acme/rb', 'prod')).toBe(good.digest)
+  })
+
   it('explains the missing id-token permission for keyless promotion records', async () => {
     const run = await runAction({ image: 'oci:does-not-matter:x', to: 'y', 'verify-signature': 'false', environment: 'staging', 'attest-promotion': 'true' })
     expect(run.exitCode).toBe(1)
@@ -133,6 +148,8 @@ describe('dist/index.js', () => {
 
   it.each([
     [{ image: 'ghcr.io/a/b', to: 'x', 'attest-promotion': 'true' }, 'input "attest-promotion": needs environment'],
+    [{ image: 'ghcr.io/a/b', to: 'x', mode: 'rollback' }, 'input "environment": is required with mode: rollback'],
+    [{ image: 'ghcr.io/a/b', to: 'x', mode: 'rollback', environment: 'production' }, 'input "mode": needs a policy for who may have promoted'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'require-environment': 'staging' }, 'input "require-environment": needs a policy for who may have promoted'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'require-environment': 'staging', 'promotion-identity': 'a', 'promotion-identity-regexp': 'b' }, 'input "promotion-identity-regexp": cannot be combined with promotion-identity'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'environment': 'staging', 'attest-promotion': 'true', 'signing-key': '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }, 'input "signing-key": not a PEM private key'],

@@ -152,3 +152,70 @@ describe('history tags', () => {
     expect(await tagDigest(staging.url, repo, 'prod')).toBe(third.digest)
   })
 })
+
+describe('mode: rollback', () => {
+  async function rollBack(tags: string[], environment: string, key: Signer = releaser, withRecord = true) {
+    const { rollback } = await import('../src/rollback.ts')
+    const { parseReference } = await import('../src/oci/reference.ts')
+    const h = createHarness()
+    try {
+      const results = await rollback(
+        { environment, destinations: tags.map((t) => parseReference(t)), verifyBlobs: false, concurrency: 4 },
+        {
+          repository: (ref) => h.stores.repository(ref),
+          declareAccess: (ref, action) => h.stores.declareAccess(ref, action),
+          recordVerifier: gateFor(environment, key)!.verifier,
+          ...(withRecord ? { record: { environment, signer, run: RUN, action: 'rollback' as const } } : {})
+        }
+      )
+      return { results, writes: h.writes() }
+    } catch (error) {
+      return { error: error as Error & { code: string }, writes: h.writes() }
+    } finally {
+      await h.close()
+    }
+  }
+
+  it('moves production back to the digest its record says it held, verified again, and records the rollback', async () => {
+    const { repo, image: first } = await seed()
+    const second = buildImage()
+    await pushImage(staging.url, repo, 'second', second)
+    await promote({ source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] }, { record: { environment: 'production', signer, run: RUN } })
+    await promote({ source: `${staging.host}/${repo}:second`, to: [`${production.host}/${repo}:prod`] }, { record: { environment: 'production', signer, run: RUN } })
+    expect(await tagDigest(production.url, repo, 'prod')).toBe(second.digest)
+
+    const { results, error } = await rollBack([`${production.host}/${repo}:prod`], 'production')
+    expect(error).toBeUndefined()
+    expect(results![0]!.destinations[0]).toMatchObject({ reference: `${production.host}/${repo}:prod`, digest: first.digest, previousDigest: second.digest, status: 'moved' })
+    expect(await tagDigest(production.url, repo, 'prod')).toBe(first.digest)
+    expect(results![0]!.records).toHaveLength(1)
+
+    // The rollback is itself a verified record of the production environment, on the restored digest.
+    const check = await promote({ source: `${production.host}/${repo}:prod`, to: ['prod'], mode: 'verify' }, { gate: gateFor('production') })
+    expect(check.error).toBeUndefined()
+    const records = await (async () => {
+      const { findAttachments } = await import('../src/attachments.ts')
+      const h = createHarness()
+      try {
+        const { parseReference } = await import('../src/oci/reference.ts')
+        const repository = h.stores.repository(parseReference(`${production.host}/${repo}`))
+        return (await findAttachments(repository, [first.digest], (await import('p-limit')).default(2))).attachments.length
+      } finally {
+        await h.close()
+      }
+    })()
+    expect(records).toBeGreaterThanOrEqual(2)
+  })
+
+  it('refuses when the current digest has no record from the trusted signer, or nothing came before it', async () => {
+    const { repo } = await seed()
+    await promote({ source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] }, { record: { environment: 'production', signer, run: RUN } })
+    const first = await rollBack([`${production.host}/${repo}:prod`], 'production')
+    expect(first.error?.code).toBe('NOT_PROMOTED')
+    expect(first.error?.message).toContain('was created by the promotion of')
+    const wrongKey = await rollBack([`${production.host}/${repo}:prod`], 'production', outsider)
+    expect(wrongKey.error?.code).toBe('PROMOTION_GATE')
+    expect(wrongKey.error?.message).toMatch(/cannot roll back .* verifies under the promotion policy/)
+    expect([...first.writes, ...wrongKey.writes]).toEqual([])
+  })
+})

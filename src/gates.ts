@@ -10,7 +10,7 @@ const PREDICATE_ANNOTATION = 'dev.sigstore.bundle.predicateType'
 /**
  * `require-environment`: the digest must carry a promotion record for that
  * environment, signed under the promotion policy and about this very digest.
- * Returns the record that opened the gate.
+ * Returns the latest record that opened the gate.
  */
 export async function checkPromotionGate(input: {
   readonly environment: string
@@ -33,7 +33,11 @@ export async function checkPromotionGate(input: {
   } catch (error) {
     throw new PromoteError('PROMOTION_GATE', `no promotion record on ${where} verifies under the promotion policy, so the "${environment}" gate stays closed: ${errorMessage(error)}`, { cause: error })
   }
-  const match = verified.find((v) => v.predicateType === PROMOTION_PREDICATE_TYPE && (v.predicate as { environment?: unknown } | undefined)?.environment === environment)
+  // The latest record wins: after a rollback, the digest carries both its first promotion and the rollback.
+  const promotedAt = (v: VerifiedSignature): string => String((v.predicate as { promotedAt?: unknown } | undefined)?.promotedAt ?? '')
+  const match = verified
+    .filter((v) => v.predicateType === PROMOTION_PREDICATE_TYPE && (v.predicate as { environment?: unknown } | undefined)?.environment === environment)
+    .sort((a, b) => promotedAt(b).localeCompare(promotedAt(a)))[0]
   if (!match) {
     const found = [...new Set(verified.map((v) => String((v.predicate as { environment?: unknown } | undefined)?.environment)))]
     throw new PromoteError('PROMOTION_GATE', `${where} has verified promotion records for ${found.join(', ')}, none for "${environment}", which require-environment asks for. Nothing was promoted`)

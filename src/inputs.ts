@@ -13,7 +13,7 @@ export interface Inputs {
   readonly image: Reference
   readonly digest?: string
   readonly to: readonly Reference[]
-  readonly mode: Mode
+  readonly mode: InputMode
   readonly immutableTags?: RegExp
   readonly verifyBlobs: boolean
   readonly insecureRegistries: readonly string[]
@@ -31,7 +31,8 @@ export interface Inputs {
   readonly historyTags: boolean
 }
 
-const MODES: readonly Mode[] = ['promote', 'plan', 'verify']
+export type InputMode = Mode | 'rollback'
+const MODES: readonly InputMode[] = ['promote', 'plan', 'verify', 'rollback']
 const MAX_CONCURRENCY = 64
 export const DEFAULT_CONCURRENCY = 8
 export const DEFAULT_DEADLINE_SECONDS = 1800
@@ -167,11 +168,13 @@ export interface PromotionInputs {
   /** Set with attest-promotion: a PEM private key, or undefined for keyless signing. */
   readonly record?: { readonly signingKey?: string }
   readonly gate?: { readonly environment: string; readonly policy: SignaturePolicy }
+  /** Who may have signed promotion records: for require-environment, and for finding where mode: rollback goes back to. */
+  readonly recordPolicy?: SignaturePolicy
 }
 
 const ENVIRONMENT_NAME = /^[^\x00-\x1f\x7f]{1,255}$/
 
-function readPromotionInputs(): PromotionInputs {
+function readPromotionInputs(mode: InputMode): PromotionInputs {
   const environment = read('environment').trim()
   if (environment && !ENVIRONMENT_NAME.test(environment)) fail('environment', 'must be 1 to 255 characters without control characters')
   const attest = readBoolean('attest-promotion', false)
@@ -187,22 +190,21 @@ function readPromotionInputs(): PromotionInputs {
   // The runner masks line by line: register every line of the key's body, not the PEM as one value.
   for (const line of signingKey.split(/\r?\n/)) if (line.trim() && !line.startsWith('-----')) core.setSecret(line.trim())
   const required = read('require-environment').trim()
-  let gate: PromotionInputs['gate']
-  if (required) {
+  if (mode === 'rollback' && !environment) fail('environment', 'is required with mode: rollback: the environment whose tags go back (its promotion records say where they were)')
+  let recordPolicy: SignaturePolicy | undefined
+  if (required || mode === 'rollback') {
     const publicKey = readPublicKey('promotion-public-key')
     const identity = readIdentity('promotion-identity', 'promotion-identity-regexp')
     if (!publicKey && !identity) {
-      fail('require-environment', 'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp or promotion-public-key')
+      fail(required ? 'require-environment' : 'mode', 'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp or promotion-public-key')
     }
-    gate = {
-      environment: required,
-      policy: { publicKeys: publicKey ? [publicKey] : [], ...(identity ? { identity } : {}), issuer: readIssuer(), attestationType: PROMOTION_PREDICATE_TYPE, signedPlatforms: 'index' }
-    }
+    recordPolicy = { publicKeys: publicKey ? [publicKey] : [], ...(identity ? { identity } : {}), issuer: readIssuer(), attestationType: PROMOTION_PREDICATE_TYPE, signedPlatforms: 'index' }
   }
   return {
     ...(environment ? { environment } : {}),
     ...(attest ? { record: signingKey ? { signingKey } : {} } : {}),
-    ...(gate ? { gate } : {})
+    ...(required && recordPolicy ? { gate: { environment: required, policy: recordPolicy } } : {}),
+    ...(recordPolicy ? { recordPolicy } : {})
   }
 }
 
@@ -220,7 +222,7 @@ export function getInputs(): Inputs {
     fail('digest', `the image reference pins ${image.digest}, which contradicts digest ${digest}`)
   }
 
-  const modeText = (read('mode').trim() || 'promote') as Mode
+  const modeText = (read('mode').trim() || 'promote') as InputMode
   if (!MODES.includes(modeText)) fail('mode', `"${modeText}" is not one of ${MODES.join(', ')}`)
 
   const to = splitList(read('to')).map((line) => readReference('to', () => parseDestination(line, image)))
@@ -268,7 +270,7 @@ export function getInputs(): Inputs {
     ...(trustedRoot ? { trustedRoot } : {}),
     copySignatures: readBoolean('copy-signatures', true),
     deadlineSeconds,
-    promotion: readPromotionInputs(),
+    promotion: readPromotionInputs(modeText),
     historyTags: readBoolean('history-tags', false)
   }
 }

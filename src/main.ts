@@ -6,7 +6,8 @@ import { getInputs, type Inputs } from './inputs.js'
 import { DockerCredentials } from './oci/credentials.js'
 import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
-import { promote, type PromotionResult } from './promote.js'
+import { promote, type PromoteDependencies, type PromotionResult } from './promote.js'
+import { rollback } from './rollback.js'
 import { renderSummary } from './summary.js'
 import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
 import type { ImageVerifier } from './verify/index.js'
@@ -80,6 +81,12 @@ function setOutputs(result: PromotionResult): void {
   )
 }
 
+/** Several rollbacks (one per earlier digest) reported as one run; the outputs list every destination. */
+function mergeResults(results: PromotionResult[]): PromotionResult {
+  const [first, ...rest] = results
+  return rest.reduce((all, r) => ({ ...all, destinations: [...all.destinations, ...r.destinations], verified: [...all.verified, ...r.verified], records: [...all.records, ...r.records] }), first!)
+}
+
 /** The action: the one place that reads inputs, writes outputs and fails the step. */
 export async function run(): Promise<void> {
   let transport: Transport | undefined
@@ -89,7 +96,7 @@ export async function run(): Promise<void> {
     transport = new Transport({ userAgent: USER_AGENT, debug: (m) => core.debug(m), signal: deadline })
     const verifier = await createVerifier(inputs, inputs.signaturePolicy)
     const gate = inputs.promotion.gate
-    const gateVerifier = gate ? await createVerifier(inputs, gate.policy) : undefined
+    const recordVerifier = await createVerifier(inputs, inputs.promotion.recordPolicy)
     const recordSigner = await createRecordSigner(inputs)
     const githubRepository = process.env['GITHUB_REPOSITORY']
     const externalEvidence =
@@ -106,19 +113,15 @@ export async function run(): Promise<void> {
       insecureRegistries: inputs.insecureRegistries,
       onSecret: (secret) => core.setSecret(secret)
     })
-    const result = await promote(
-      {
-        source: inputs.image,
-        ...(inputs.digest ? { expectedDigest: inputs.digest } : {}),
+    const request = {
         destinations: inputs.to,
-        mode: inputs.mode,
         ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}),
         verifyBlobs: inputs.verifyBlobs,
         concurrency: inputs.concurrency,
         copySignatures: inputs.copySignatures,
         historyTags: inputs.historyTags
-      },
-      {
+      }
+    const deps: PromoteDependencies = {
         repository: (ref) => stores.repository(ref),
         declareAccess: (ref, action) => stores.declareAccess(ref, action),
         checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
@@ -127,10 +130,15 @@ export async function run(): Promise<void> {
         signal: deadline,
         ...(verifier ? { verifier } : {}),
         ...(externalEvidence ? { externalEvidence } : {}),
-        ...(gate && gateVerifier ? { gate: { environment: gate.environment, verifier: gateVerifier } } : {}),
-        ...(recordSigner && inputs.promotion.environment ? { record: { environment: inputs.promotion.environment, signer: recordSigner, run: workflowRun() } } : {})
+        ...(gate && recordVerifier ? { gate: { environment: gate.environment, verifier: recordVerifier } } : {}),
+        ...(recordSigner && inputs.promotion.environment
+          ? { record: { environment: inputs.promotion.environment, signer: recordSigner, run: workflowRun(), action: inputs.mode === 'rollback' ? ('rollback' as const) : ('promote' as const) } }
+          : {})
       }
-    )
+    const result =
+      inputs.mode === 'rollback'
+        ? mergeResults(await rollback({ ...request, environment: inputs.promotion.environment! }, { ...deps, recordVerifier: recordVerifier! }))
+        : await promote({ ...request, source: inputs.image, mode: inputs.mode, ...(inputs.digest ? { expectedDigest: inputs.digest } : {}) }, deps)
     setOutputs(result)
     for (const d of result.destinations) core.info(`${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`)
     for (const note of result.notes) core.warning(note)

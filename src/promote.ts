@@ -85,7 +85,7 @@ export interface PromoteDependencies {
   /** require-environment: a verified promotion record for this environment must be on the source digest. */
   readonly gate?: { readonly environment: string; readonly verifier: ImageVerifier }
   /** attest-promotion: sign a promotion record and attach it at every destination repository, before tags move. */
-  readonly record?: { readonly environment: string; readonly signer: RecordSigner; readonly run: WorkflowRun; readonly now?: () => Date }
+  readonly record?: { readonly environment: string; readonly signer: RecordSigner; readonly run: WorkflowRun; readonly now?: () => Date; readonly action?: 'promote' | 'rollback' }
 }
 
 interface Destination {
@@ -221,6 +221,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   if (deps.record && pending.length > 0) {
     const statement = promotionStatement(repositoryName(request.source), {
       environment: deps.record.environment,
+      action: deps.record.action ?? 'promote',
       source: formatReference(request.source),
       digest,
       destinations: destinations.map((d) => ({ reference: formatReference(d.ref), previousDigest: d.previousDigest, status: statusOf(d.previousDigest, digest) })),

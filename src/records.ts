@@ -31,6 +31,8 @@ export interface WorkflowRun {
 
 export interface PromotionPredicate {
   readonly environment: string
+  /** `rollback` when a tag was moved back to the digest it held before. */
+  readonly action: 'promote' | 'rollback'
   readonly source: string
   readonly digest: string
   readonly destinations: readonly { reference: string; previousDigest: string | null; status: string }[]
