@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs'
 import { buildImage, buildMultiArch } from '../scripts/lib/images.ts'
 import { ACTION_ENTRY, runAction } from '../scripts/lib/runner.ts'
 import { mkdtemp, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
@@ -123,6 +124,34 @@ describe('dist/index.js', () => {
     expect(toProd.stdout).not.toContain('::error::')
     expect(toProd.summary).toContain('→ promoted to <code>staging</code> by octocat in run acme/app#7')
     expect(await tagDigest(registry.url, 'acme/gated', 'prod')).toBe(image.digest)
+  })
+
+  it('records a GitHub deployment of the environment, against a local fake of the API', async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'acme/deployed', 'build', image)
+    const seen: { method: string; url: string; body: Record<string, unknown> }[] = []
+    const api = createServer(async (req, res) => {
+      const chunks: Buffer[] = []
+      for await (const c of req) chunks.push(c as Buffer)
+      seen.push({ method: req.method ?? '', url: req.url ?? '', body: chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : {} })
+      if (req.url === '/repos/acme/app/deployments') return void res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":99,"url":"http://x/deployments/99"}')
+      if (req.url === '/repos/acme/app/deployments/99/statuses') return void res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":1}')
+      res.writeHead(404).end('{}')
+    })
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r))
+    try {
+      const run = await runAction(
+        { image: `${registry.host}/acme/deployed:build`, to: 'prod', 'verify-signature': 'false', environment: 'production', 'github-deployment': 'true', 'github-token': 'ghs_deploy' },
+        { GITHUB_REPOSITORY: 'acme/app', GITHUB_SHA: 'abc123', GITHUB_RUN_ID: '5', GITHUB_SERVER_URL: 'https://github.example', GITHUB_API_URL: `http://127.0.0.1:${(api.address() as { port: number }).port}` }
+      )
+      expect(run.stdout).not.toContain('::warning::')
+      expect(run.stdout).toContain('GitHub deployment 99 of production recorded')
+      expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /repos/acme/app/deployments', 'POST /repos/acme/app/deployments/99/statuses'])
+      expect(seen[0]!.body).toMatchObject({ ref: 'abc123', environment: 'production', required_contexts: [], payload: { image: `${registry.host}/acme/deployed@${image.digest}`, digest: image.digest } })
+      expect(seen[1]!.body).toMatchObject({ state: 'success', log_url: 'https://github.example/acme/app/actions/runs/5' })
+    } finally {
+      await new Promise((r) => api.close(r))
+    }
   })
 
   it('rolls production back through mode: rollback', async () => {

@@ -29,6 +29,7 @@ export interface Inputs {
   readonly deadlineSeconds: number
   readonly promotion: PromotionInputs
   readonly historyTags: boolean
+  readonly githubDeployment: boolean
 }
 
 export type InputMode = Mode | 'rollback'
@@ -244,6 +245,7 @@ export function getInputs(): Inputs {
   }
 
   const immutableTags = readImmutableTags()
+  if (readBoolean('github-deployment', false) && !read('environment').trim()) fail('github-deployment', 'needs environment: the GitHub environment the deployment is for')
   const verifySignature = readBoolean('verify-signature', true)
   const signaturePolicy = readSignaturePolicy(verifySignature)
   const trustedRoot = read('trusted-root').trim()
@@ -271,6 +273,7 @@ export function getInputs(): Inputs {
     copySignatures: readBoolean('copy-signatures', true),
     deadlineSeconds,
     promotion: readPromotionInputs(modeText),
-    historyTags: readBoolean('history-tags', false)
+    historyTags: readBoolean('history-tags', false),
+    githubDeployment: readBoolean('github-deployment', false)
   }
 }

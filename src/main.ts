@@ -81,6 +81,35 @@ function setOutputs(result: PromotionResult): void {
   )
 }
 
+/**
+ * An optional side step: the promotion has happened, so a GitHub API failure
+ * is a warning that says what is missing, not a failed step.
+ */
+async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
+  const env = process.env
+  const repository = env['GITHUB_REPOSITORY']
+  const ref = env['GITHUB_SHA'] ?? env['GITHUB_REF']
+  if (!inputs.githubToken || !repository || !ref) {
+    core.warning('github-deployment: no deployment recorded; it needs github-token and the GITHUB_REPOSITORY and GITHUB_SHA of a workflow run')
+    return
+  }
+  try {
+    const { recordDeployment } = await import('./deployments.js')
+    const server = env['GITHUB_SERVER_URL'] ?? 'https://github.com'
+    const deployment = await recordDeployment(result, {
+      token: inputs.githubToken,
+      repository,
+      ref,
+      environment: inputs.promotion.environment!,
+      ...(env['GITHUB_API_URL'] ? { apiUrl: env['GITHUB_API_URL'] } : {}),
+      ...(env['GITHUB_RUN_ID'] ? { logUrl: `${server}/${repository}/actions/runs/${env['GITHUB_RUN_ID']}` } : {})
+    })
+    core.info(`GitHub deployment ${deployment.id} of ${inputs.promotion.environment} recorded`)
+  } catch (error) {
+    core.warning(`github-deployment: the promotion succeeded but no deployment was recorded (${errorMessage(error)}). The job needs "permissions: deployments: write"`)
+  }
+}
+
 /** Several rollbacks (one per earlier digest) reported as one run; the outputs list every destination. */
 function mergeResults(results: PromotionResult[]): PromotionResult {
   const [first, ...rest] = results
@@ -140,6 +169,7 @@ export async function run(): Promise<void> {
         ? mergeResults(await rollback({ ...request, environment: inputs.promotion.environment! }, { ...deps, recordVerifier: recordVerifier! }))
         : await promote({ ...request, source: inputs.image, mode: inputs.mode, ...(inputs.digest ? { expectedDigest: inputs.digest } : {}) }, deps)
     setOutputs(result)
+    if (inputs.githubDeployment && result.mode === 'promote') await deploy(inputs, result)
     for (const d of result.destinations) core.info(`${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`)
     for (const note of result.notes) core.warning(note)
     if (inputs.showSummary) {
