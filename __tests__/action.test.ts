@@ -9,6 +9,7 @@ import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import { startFakeSigstore } from './support/fake-sigstore.ts'
 import { TestCA, TestRekor, keyPairSigner, pushLegacyTag, signatureLayer, simpleSigningPayload, trustedRootJson } from './support/sigstore.ts'
 
 let registry: RunningRegistry
@@ -167,6 +168,40 @@ describe('dist/index.js', () => {
     expect(run.stdout).not.toContain('::error::')
     expect(JSON.parse(run.outputs['promoted']!)).toEqual([{ reference: `${registry.host}/acme/rb:prod`, digest: good.digest, 'previous-digest': bad.digest, status: 'moved' }])
     expect(await tagDigest(registry.url, 'acme/rb', 'prod')).toBe(good.digest)
+  })
+
+  it('signs a promotion record keyless (OIDC → Fulcio → Rekor) and gates the next promotion on that identity', async () => {
+    const ca = await TestCA.create()
+    const rekor = await TestRekor.create()
+    const identity = 'https://github.com/acme/app/.github/workflows/deploy.yml@refs/heads/main'
+    const sigstore = await startFakeSigstore(ca, rekor, identity)
+    const dir = await mkdtemp(join(tmpdir(), 'oci-promote-keyless-'))
+    await writeFile(join(dir, 'trusted_root.json'), JSON.stringify(trustedRootJson({ ca, rekor })))
+    try {
+      const image = buildImage()
+      await pushImage(registry.url, 'acme/keyless', 'build', image)
+      const signed = await runAction(
+        { image: `${registry.host}/acme/keyless:build`, to: 'staging', 'verify-signature': 'false', environment: 'staging', 'attest-promotion': 'true', 'fulcio-url': sigstore.url, 'rekor-url': sigstore.url },
+        sigstore.oidcEnv
+      )
+      expect(signed.stdout).not.toContain('::error::')
+      expect(sigstore.requests).toEqual(['GET /oidc', 'POST /api/v2/signingCert', 'POST /api/v1/log/entries'])
+      const gated = await runAction({
+        image: `${registry.host}/acme/keyless:staging`,
+        to: 'prod',
+        'verify-signature': 'false',
+        'require-environment': 'staging',
+        'promotion-identity': identity,
+        'trusted-root': join(dir, 'trusted_root.json')
+      })
+      expect(gated.stdout).not.toContain('::error::')
+      expect(gated.summary).toContain(`record signed by <code>${identity}</code>`)
+      const wrong = await runAction({ image: `${registry.host}/acme/keyless:staging`, to: 'prod2', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-identity': identity.replace('deploy', 'other'), 'trusted-root': join(dir, 'trusted_root.json') })
+      expect(wrong.exitCode).toBe(1)
+      expect(wrong.stdout).toContain('UNTRUSTED_SIGNER_ERROR')
+    } finally {
+      await sigstore.stop()
+    }
   })
 
   it('explains the missing id-token permission for keyless promotion records', async () => {

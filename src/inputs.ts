@@ -166,8 +166,8 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
 
 export interface PromotionInputs {
   readonly environment?: string
-  /** Set with attest-promotion: a PEM private key, or undefined for keyless signing. */
-  readonly record?: { readonly signingKey?: string }
+  /** Set with attest-promotion: a PEM private key, or Fulcio/Rekor endpoints for keyless signing. */
+  readonly record?: { readonly signingKey?: string; readonly fulcioURL?: string; readonly rekorURL?: string }
   readonly gate?: { readonly environment: string; readonly policy: SignaturePolicy }
   /** Who may have signed promotion records: for require-environment, and for finding where mode: rollback goes back to. */
   readonly recordPolicy?: SignaturePolicy
@@ -201,9 +201,23 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
     }
     recordPolicy = { publicKeys: publicKey ? [publicKey] : [], ...(identity ? { identity } : {}), issuer: readIssuer(), attestationType: PROMOTION_PREDICATE_TYPE, signedPlatforms: 'index' }
   }
+  const endpoint = (name: string): string | undefined => {
+    const value = read(name).trim()
+    if (value === '') return undefined
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      return fail(name, `"${value}" is not a URL; give the instance's base URL, e.g. https://fulcio.example.com`)
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') fail(name, `"${value}" must be an http(s) URL`)
+    return value.replace(/\/+$/, '')
+  }
+  const fulcioURL = endpoint('fulcio-url')
+  const rekorURL = endpoint('rekor-url')
   return {
     ...(environment ? { environment } : {}),
-    ...(attest ? { record: signingKey ? { signingKey } : {} } : {}),
+    ...(attest ? { record: signingKey ? { signingKey } : { ...(fulcioURL ? { fulcioURL } : {}), ...(rekorURL ? { rekorURL } : {}) } } : {}),
     ...(required && recordPolicy ? { gate: { environment: required, policy: recordPolicy } } : {}),
     ...(recordPolicy ? { recordPolicy } : {})
   }

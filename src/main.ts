@@ -43,7 +43,7 @@ function workflowRun(): WorkflowRun {
 async function createRecordSigner(inputs: Inputs): Promise<RecordSigner | undefined> {
   const record = inputs.promotion.record
   if (!record) return undefined
-  return record.signingKey ? keyRecordSigner(record.signingKey) : keylessRecordSigner()
+  return record.signingKey ? keyRecordSigner(record.signingKey) : keylessRecordSigner(record)
 }
 
 function verifiedOutput(result: PromotionResult): string {

@@ -103,23 +103,23 @@ export async function keyRecordSigner(privateKeyPem: string): Promise<RecordSign
  * Keyless, with the job's GitHub OIDC token through Fulcio and Rekor, as
  * actions/attest signs (needs `permissions: id-token: write`).
  */
-export async function keylessRecordSigner(): Promise<RecordSigner> {
+export async function keylessRecordSigner(endpoints: { fulcioURL?: string; rekorURL?: string } = {}): Promise<RecordSigner> {
   if (!process.env['ACTIONS_ID_TOKEN_REQUEST_URL']) {
     throw new PromoteError('INPUT_INVALID', 'input "attest-promotion": signing keyless needs the job\'s OIDC token, and the "id-token" permission is missing. Add "permissions: id-token: write" to the job, or set signing-key')
   }
   const { DSSEBundleBuilder, FulcioSigner, RekorWitness, CIContextProvider, DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } = commonJs(await import('@sigstore/sign'))
   const { bundleToJSON } = commonJs(await import('@sigstore/bundle'))
   const builder = new DSSEBundleBuilder({
-    signer: new FulcioSigner({ identityProvider: new CIContextProvider('sigstore'), fulcioBaseURL: DEFAULT_FULCIO_URL }),
-    witnesses: [new RekorWitness({ rekorBaseURL: DEFAULT_REKOR_URL, fetchOnConflict: true })]
+    signer: new FulcioSigner({ identityProvider: new CIContextProvider('sigstore'), fulcioBaseURL: endpoints.fulcioURL ?? DEFAULT_FULCIO_URL }),
+    witnesses: [new RekorWitness({ rekorBaseURL: endpoints.rekorURL ?? DEFAULT_REKOR_URL, fetchOnConflict: true })]
   })
   return {
-    description: 'keyless (GitHub OIDC, Sigstore public-good)',
+    description: endpoints.fulcioURL ? `keyless (GitHub OIDC, Fulcio ${endpoints.fulcioURL})` : 'keyless (GitHub OIDC, Sigstore public-good)',
     sign: async (statement) => {
       try {
         return bundleToJSON(await builder.create({ data: statement, type: 'application/vnd.in-toto+json' })) as object
       } catch (error) {
-        throw new PromoteError('NETWORK', `signing the promotion record keyless failed (${errorMessage(error)}); nothing was promoted. Check the id-token permission and access to fulcio.sigstore.dev and rekor.sigstore.dev, or set signing-key`, { cause: error })
+        throw new PromoteError('NETWORK', `signing the promotion record keyless failed (${errorMessage(error)}); nothing was promoted. Check the id-token permission and access to Fulcio and Rekor, or set signing-key`, { cause: error })
       }
     }
   }

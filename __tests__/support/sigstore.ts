@@ -70,6 +70,19 @@ export class TestCA {
   /** A Fulcio-style leaf: SAN URI identity, issuer in 1.3.6.1.4.1.57264.1.8, valid ten minutes from `notBefore`. */
   async issue(identity: string, options: { issuer?: string; notBefore?: Date; minutes?: number } = {}): Promise<Signer> {
     const pair = (await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
+    const { pem, der } = await this.certify(pair.publicKey, identity, options)
+    const keys = await toNodeKeys(pair)
+    return { privateKey: keys.privateKey, verifierPem: pem, certificate: { pem, der }, publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+  }
+
+  /** A leaf for someone else's public key (SPKI PEM), as Fulcio answers a signing-certificate request. */
+  async certifyPem(publicKeyPem: string, identity: string): Promise<string> {
+    const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' })
+    const key = await webcrypto.subtle.importKey('spki', der, ECDSA_P256, true, ['verify'])
+    return (await this.certify(key, identity)).pem
+  }
+
+  private async certify(publicKey: webcrypto.CryptoKey, identity: string, options: { issuer?: string; notBefore?: Date; minutes?: number } = {}): Promise<{ pem: string; der: Buffer }> {
     const notBefore = options.notBefore ?? new Date(Date.now() - 60_000)
     const certificate = await x509.X509CertificateGenerator.create({
       serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex'),
@@ -78,22 +91,19 @@ export class TestCA {
       notBefore,
       notAfter: new Date(notBefore.getTime() + (options.minutes ?? 10) * 60_000),
       signingAlgorithm: ECDSA_P384,
-      publicKey: pair.publicKey,
+      publicKey,
       signingKey: this.keys.privateKey,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning]),
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity }], true),
-        await x509.SubjectKeyIdentifierExtension.create(pair.publicKey),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
         new x509.Extension('1.3.6.1.4.1.57264.1.8', false, derUtf8String(options.issuer ?? GITHUB_ISSUER))
       ]
     })
-    const keys = await toNodeKeys(pair)
-    const der = Buffer.from(certificate.rawData)
-    const pem = certificate.toString('pem')
-    return { privateKey: keys.privateKey, verifierPem: pem, certificate: { pem, der }, publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+    return { pem: certificate.toString('pem'), der: Buffer.from(certificate.rawData) }
   }
 }
 
