@@ -259,7 +259,8 @@ export function getInputs(): Inputs {
   }
 
   const immutableTags = readImmutableTags()
-  if (readBoolean('github-deployment', false) && !read('environment').trim()) fail('github-deployment', 'needs environment: the GitHub environment the deployment is for')
+  const githubDeployment = readBoolean('github-deployment', false)
+  if (githubDeployment && !read('environment').trim()) fail('github-deployment', 'needs environment: the GitHub environment the deployment is for')
   const verifySignature = readBoolean('verify-signature', true)
   const signaturePolicy = readSignaturePolicy(verifySignature)
   const trustedRoot = read('trusted-root').trim()
@@ -288,6 +289,6 @@ export function getInputs(): Inputs {
     deadlineSeconds,
     promotion: readPromotionInputs(modeText),
     historyTags: readBoolean('history-tags', false),
-    githubDeployment: readBoolean('github-deployment', false)
+    githubDeployment
   }
 }

@@ -7,7 +7,7 @@ import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph
 import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
-import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './oci/transport.js'
+import { DEFAULT_RETRY, type RetryPolicy } from './oci/transport.js'
 import { PROMOTION_PREDICATE_TYPE, attachBundle, promotionStatement, verificationSummary, type RecordSigner, type WorkflowRun } from './records.js'
 // Type-only: the verifier is loaded on demand, so runs without a signature policy never load Sigstore.
 import type { Evidence, ImageVerifier, VerifiedSignature } from './verify/index.js'
@@ -243,7 +243,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   if (unreadable.length > 0) {
     // Unconfirmed is not promoted: put the environments back rather than leave them half-known.
     const first = unreadable[0]!
-    throw new PromoteError(first.reason instanceof PromoteError ? first.reason.code : 'REGISTRY_ERROR', `could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing: ${errorMessage(first.reason)}.${await rollBack(pending, options)}`, { cause: first.reason })
+    throw failedAfterWriting(`could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`, first.reason, await rollBack(pending))
   }
   const results = destinations.map((d, i) => {
     const found = (landed[i] as PromiseFulfilledResult<string | undefined>).value
@@ -319,11 +319,12 @@ async function moveTags(pending: readonly Destination[], root: Manifest, stats: 
   if (failed.length === 0) return
   const moved = pending.filter((_, i) => outcomes[i]!.status === 'fulfilled')
   const first = failed[0]!
-  throw new PromoteError(
-    first.reason instanceof PromoteError ? first.reason.code : 'REGISTRY_ERROR',
-    `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed: ${errorMessage(first.reason)}.${await rollBack(moved, options)}`,
-    { cause: first.reason }
-  )
+  throw failedAfterWriting(`moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed`, first.reason, await rollBack(moved))
+}
+
+/** The error of a run that failed after writing: the first fault's code and message, and what was put back. */
+function failedAfterWriting(what: string, reason: unknown, restored: string): PromoteError {
+  return new PromoteError(reason instanceof PromoteError ? reason.code : 'REGISTRY_ERROR', `${what}: ${errorMessage(reason)}.${restored}`, { cause: reason })
 }
 
 /** `prod` that held sha256:0123… → `prod--0123456789abcdef`: unique per digest, so it never needs to move. */
@@ -350,21 +351,22 @@ async function keepHistory(pending: readonly Destination[], options: WriteOption
 }
 
 /** Puts tags this run moved back where they were; says what it did, for the error message. */
-async function rollBack(moved: readonly Destination[], options: WriteOptions): Promise<string> {
-  const restored = await Promise.all(moved.filter((d) => d.tag).map((d) => restoreTag(d, options)))
+async function rollBack(moved: readonly Destination[]): Promise<string> {
+  const restored = await Promise.all(moved.filter((d) => d.tag).map((d) => restoreTag(d)))
   return restored.length ? ` Tags already moved were put back: ${restored.join('; ')}.` : ''
 }
 
-async function restoreTag(d: Destination, options: WriteOptions): Promise<string> {
+// Each registry call below already retries transient faults; a second loop around it would only multiply the waits.
+async function restoreTag(d: Destination): Promise<string> {
   const where = formatReference(d.ref)
   try {
     if (d.previousDigest === null) {
-      await withRetry(options.retry, () => d.repository.deleteTag(d.tag!), options.signal ? { signal: options.signal } : {})
+      await d.repository.deleteTag(d.tag!)
       return `${where} removed`
     }
     const previous = await d.repository.fetchManifest(d.previousDigest)
     if (!previous) return `${where} could NOT be restored: ${d.previousDigest} is gone`
-    await withRetry(options.retry, () => d.repository.putManifest(d.tag!, previous), options.signal ? { signal: options.signal } : {})
+    await d.repository.putManifest(d.tag!, previous)
     return `${where} back at ${d.previousDigest}`
   } catch (error) {
     return `${where} could NOT be restored (${errorMessage(error)}); it points at the new digest`
