@@ -1,9 +1,43 @@
 // Bundles src/ into the single ESM file the runner executes (action.yml: dist/index.js).
 import { build } from 'esbuild'
-import { rm } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
+
+// @actions/core imports @actions/http-client for getIDToken, which we never call, and
+// http-client imports http, https, tunnel and undici's whole index. Its package.json
+// does not say that the module has no side effects, so esbuild kept those imports and
+// every run spent ~100 ms loading them before its first request. Declaring it pure lets
+// tree shaking drop them; the chunks that use it (@actions/github) still include it.
+const sideEffectFree = new Set(['@actions/http-client'])
+const declarePure = {
+  name: 'declare-pure',
+  setup(build) {
+    build.onResolve({ filter: /^@actions\/http-client$/ }, async (args) => {
+      if (args.pluginData === 'declare-pure' || !sideEffectFree.has(args.path)) return undefined
+      const { path, errors } = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'declare-pure' })
+      return errors.length > 0 ? { errors } : { path, sideEffects: false }
+    })
+  }
+}
+
+// undici's HTTP/1.1 client requires its HTTP/2 client (and with it node:http2 and node:tls,
+// ~13 ms to load) at start-up whether or not a connection ever negotiates h2. The registry
+// client sets allowH2: false (src/oci/transport.ts), so ALPN never offers h2 and the HTTP/2
+// client is replaced by a function that says why it is missing, should that ever change.
+const withoutHttp2 = {
+  name: 'without-http2',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/client-h2\.js$/ }, (args) =>
+      /undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/.test(args.importer) ? { path: 'undici-client-h2', namespace: 'without-http2' } : undefined
+    )
+    build.onLoad({ filter: /.*/, namespace: 'without-http2' }, () => ({
+      contents: "module.exports = () => { throw new Error('HTTP/2 is not bundled: the registry client sets allowH2: false') }",
+      loader: 'js'
+    }))
+  }
+}
 
 await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
-await build({
+const result = await build({
   entryPoints: ['src/index.ts'],
   outdir: 'dist',
   // Sigstore and the GitHub API client are imported on demand into their own chunks.
@@ -18,5 +52,12 @@ await build({
   legalComments: 'linked',
   // CommonJS dependencies call require() for Node built-ins; ESM has none of its own.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  plugins: [declarePure, withoutHttp2],
+  // undici's hook for bundlers (Node.js core defines it): leaves out the experimental Milo
+  // HTTP parser, ~165 kB that llhttp, the default parser, makes unused.
+  define: { esbuildDetection: 'true' },
+  // BUNDLE_METAFILE=path writes esbuild's metafile: what each chunk holds (https://esbuild.github.io/analyze/).
+  metafile: Boolean(process.env.BUNDLE_METAFILE),
   logLevel: 'warning'
 })
+if (process.env.BUNDLE_METAFILE) await writeFile(process.env.BUNDLE_METAFILE, JSON.stringify(result.metafile))

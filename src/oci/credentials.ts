@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { getExecOutput } from '@actions/exec'
 import { PromoteError, errorMessage } from '../errors.js'
 import { DOCKER_HUB, canonicalRegistry } from './reference.js'
 
@@ -53,12 +52,15 @@ export interface DockerCredentialOptions {
 const DOCKER_HUB_SERVER_URL = 'https://index.docker.io/v1/'
 const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 
-const runWithActionsExec: HelperRunner = async (program, args, input) =>
-  getExecOutput(program, args, {
+// Imported when a helper runs: @actions/exec loads child_process and @actions/io, which most runs never need.
+const runWithActionsExec: HelperRunner = async (program, args, input) => {
+  const { getExecOutput } = await import('@actions/exec')
+  return getExecOutput(program, args, {
     input: Buffer.from(input),
     silent: true,
     ignoreReturnCode: true
   })
+}
 
 /** `https://index.docker.io/v1/` → `docker.io`; `http://localhost:5000/x` → `localhost:5000`. */
 export function configKeyRegistry(key: string): string {
