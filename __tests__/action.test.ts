@@ -5,10 +5,12 @@ import { existsSync } from 'node:fs'
 import { buildImage, buildMultiArch } from '../scripts/lib/images.ts'
 import { ACTION_ENTRY, runAction } from '../scripts/lib/runner.ts'
 import { mkdtemp, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
+import { createServer, request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import { chmod } from 'node:fs/promises'
+import { connect as connectSocket } from 'node:net'
+import { HTPASSWD, USERS, basicAuthorization, pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import { startFakeSigstore } from './support/fake-sigstore.ts'
 import { TestCA, TestRekor, keyPairSigner, pushLegacyTag, signatureLayer, simpleSigningPayload, trustedRootJson } from './support/sigstore.ts'
 
@@ -244,5 +246,72 @@ describe('dist/index.js', () => {
     expect(run.exitCode).toBe(1)
     expect(run.stdout).toContain(`::error::${message}`)
     expect(run.outputs).toEqual({})
+  })
+})
+
+// Code the bundle loads only when a run needs it: the proxy agent and @actions/exec for credential helpers.
+describe('dist/index.js, on-demand paths', () => {
+  it('gets credentials from a docker credential helper program', async () => {
+    const secured = await startRegistry({ auth: { htpasswd: HTPASSWD } })
+    try {
+      const image = buildImage()
+      await pushImage(secured.url, 'acme/app', 'build', image, basicAuthorization('promoter'))
+      const dir = await mkdtemp(join(tmpdir(), 'oci-promote-helper-'))
+      const helper = join(dir, 'docker-credential-fixture')
+      await writeFile(helper, `#!/bin/sh\nread host\n[ "$1" = get ] && [ "$host" = "${secured.host}" ] || exit 1\necho '{"ServerURL":"${secured.host}","Username":"promoter","Secret":"${USERS.promoter}"}'\n`)
+      await chmod(helper, 0o755)
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { [secured.host]: 'fixture' } }))
+
+      const run = await runAction({ image: `${secured.host}/acme/app:build`, to: 'prod', 'verify-signature': 'false' }, { DOCKER_CONFIG: dir, PATH: `${dir}:${process.env['PATH']}` })
+      expect(run.stdout).not.toContain('::error::')
+      expect(run.exitCode).toBe(0)
+      expect(await tagDigest(secured.url, 'acme/app', 'prod', basicAuthorization('reader'))).toBe(image.digest)
+    } finally {
+      await secured.stop()
+    }
+  })
+
+  it('sends every request through the proxy HTTPS_PROXY/HTTP_PROXY names', async () => {
+    // undici sends plain-http requests to the proxy in absolute form and tunnels https with CONNECT.
+    const tunnels: string[] = []
+    const proxy = createServer((req, res) => {
+      const target = new URL(req.url ?? '')
+      tunnels.push(target.host)
+      const upstream = httpRequest(target, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      })
+      upstream.on('error', () => res.destroy())
+      req.pipe(upstream)
+    })
+    proxy.on('connect', (req, client, head) => {
+      tunnels.push(req.url ?? '')
+      const [host, port] = (req.url ?? '').split(':')
+      const upstream = connectSocket(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+        upstream.write(head)
+        upstream.pipe(client).pipe(upstream)
+      })
+      upstream.on('error', () => client.destroy())
+      client.on('error', () => upstream.destroy())
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const image = buildImage()
+      await pushImage(registry.url, 'acme/proxied', 'build', image)
+      const address = proxy.address() as { port: number }
+      const run = await runAction(
+        { image: `${registry.host}/acme/proxied:build`, to: 'prod', 'verify-signature': 'false' },
+        { HTTP_PROXY: `http://127.0.0.1:${address.port}`, HTTPS_PROXY: `http://127.0.0.1:${address.port}`, NO_PROXY: '', no_proxy: '' }
+      )
+      expect(run.stdout).not.toContain('::error::')
+      expect(run.exitCode).toBe(0)
+      expect(tunnels.length).toBeGreaterThan(0)
+      expect(new Set(tunnels)).toEqual(new Set([registry.host]))
+      expect(await tagDigest(registry.url, 'acme/proxied', 'prod')).toBe(image.digest)
+    } finally {
+      proxy.closeAllConnections()
+      await new Promise((resolve) => proxy.close(resolve))
+    }
   })
 })

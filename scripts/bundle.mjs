@@ -2,19 +2,25 @@
 import { build } from 'esbuild'
 import { rm, writeFile } from 'node:fs/promises'
 
-// @actions/core imports @actions/http-client for getIDToken, which we never call, and
-// http-client imports http, https, tunnel and undici's whole index. Its package.json
-// does not say that the module has no side effects, so esbuild kept those imports and
-// every run spent ~100 ms loading them before its first request. Declaring it pure lets
-// tree shaking drop them; the chunks that use it (@actions/github) still include it.
-const sideEffectFree = new Set(['@actions/http-client'])
+// @actions/core imports @actions/http-client (for getIDToken) and @actions/exec (for
+// core.platform), neither of which we call; http-client imports http, https, tunnel
+// and undici's whole index, exec imports child_process and @actions/io. None of these
+// packages says in package.json that its modules have no side effects (they have none
+// beyond defining things), so esbuild kept every import and each run spent ~100 ms
+// loading code before its first request. Declaring their modules pure lets tree
+// shaking drop what no code reaches; the chunks that do use them (@actions/github,
+// credential helpers) still hold them.
+const PURE_PACKAGE = /^@actions\/(core|http-client|exec|io)(\/|$)/
+const IN_PURE_PACKAGE = /node_modules[\\/]@actions[\\/](core|http-client|exec|io)[\\/](?!.*node_modules)/
 const declarePure = {
   name: 'declare-pure',
   setup(build) {
-    build.onResolve({ filter: /^@actions\/http-client$/ }, async (args) => {
-      if (args.pluginData === 'declare-pure' || !sideEffectFree.has(args.path)) return undefined
-      const { path, errors } = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'declare-pure' })
-      return errors.length > 0 ? { errors } : { path, sideEffects: false }
+    build.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData === 'declare-pure') return undefined
+      if (!PURE_PACKAGE.test(args.path) && !(IN_PURE_PACKAGE.test(args.importer) && args.path.startsWith('.'))) return undefined
+      const { path, namespace, external, errors } = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'declare-pure' })
+      if (errors.length > 0) return { errors }
+      return external || namespace !== 'file' ? undefined : { path, sideEffects: false }
     })
   }
 }
