@@ -23,12 +23,14 @@ export interface CopyOptions {
 }
 
 async function copyBlob(blob: Descriptor, from: Repository, to: Repository, options: CopyOptions, stats: CopyStats): Promise<void> {
-  if (await to.hasBlob(blob)) {
-    stats.blobsPresent++
-    return
-  }
+  // In one registry a mount is the existence check too: it answers 201 whether it linked the blob or the
+  // repository already had it, so asking first would only add a round trip per blob.
   if (from.store === to.store && (await to.mountBlob(blob, from))) {
     stats.blobsMounted++
+    return
+  }
+  if (await to.hasBlob(blob)) {
+    stats.blobsPresent++
     return
   }
   // A stream cannot be replayed, so a transient fault retries the whole blob from a fresh download.

@@ -95,6 +95,8 @@ interface Destination {
   readonly tag?: string
   readonly copy: DestinationResult['copy']
   previousDigest: string | null
+  /** What the destination held before this run, read and hashed by the check. */
+  previous?: Manifest
 }
 
 const silent: Logger = { info: () => {}, debug: () => {} }
@@ -115,9 +117,17 @@ function distinct(refs: readonly Reference[]): Reference[] {
   })
 }
 
-async function readPrevious(destination: Destination, digest: string): Promise<string | null> {
-  if (destination.tag) return (await destination.repository.resolveTag(destination.tag)) ?? null
-  return (await destination.repository.hasManifest(digest)) ? digest : null
+/**
+ * What a destination holds now, fetched and hashed: GET, not HEAD, because the
+ * answer is recorded (previousDigest, promotion records, rollback) and decides
+ * that nothing needs writing, and a registry's Docker-Content-Digest is only a
+ * claim. A small manifest costs a HEAD's round trip, and an unchanged
+ * destination needs no read-back afterwards.
+ */
+async function readPrevious(destination: Destination, digest: string): Promise<void> {
+  const previous = await destination.repository.fetchManifest(destination.tag ?? digest)
+  destination.previousDigest = previous?.digest ?? null
+  if (previous) destination.previous = previous
 }
 
 /** Fetches what a destination now holds and hashes it: the registry's word alone is not proof. */
@@ -154,18 +164,6 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     return { ref, repository, ...(ref.tag ? { tag: ref.tag } : {}), copy: copyKind(source, repository), previousDigest: null }
   })
 
-  // A retag in the same repository needs only the root; children and blobs are fetched when something moves them.
-  const needsGraph = request.verifyBlobs || (request.mode === 'promote' && destinations.some((d) => d.copy !== 'same-repository'))
-  const graph: ImageGraph = needsGraph
-    ? await loadImageGraph(source, root, limit)
-    : { root, children: [], blobs: [], platforms: platformsOf(root) }
-
-  let blobsVerified: PromotionResult['blobsVerified']
-  if (request.verifyBlobs) {
-    blobsVerified = await verifyBlobs(source, graph, limit)
-    log.info(`verified ${blobsVerified.count} blobs (${blobsVerified.bytes} bytes) against their digests`)
-  }
-
   // Signatures: found once at the source, verified before anything else happens, then carried along.
   const children = parseManifest(root, `manifest ${digest}`).manifests.map((m) => m.digest)
   const verifier = deps.verifier
@@ -173,9 +171,22 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const carried = destinations.filter((d) => d.copy !== 'same-repository')
   const copySignatures = (request.copySignatures ?? true) && request.mode === 'promote' && carried.length > 0
   const attachmentSubjects = [...new Set([...signedSubjects, ...(copySignatures ? [digest, ...children] : []), ...(deps.gate ? [digest] : [])])]
-  const listing: AttachmentListing = attachmentSubjects.length
-    ? await findAttachments(source, attachmentSubjects, limit)
-    : { attachments: [], notes: [], referrersVia: {} }
+  // A retag in the same repository needs only the root; children and blobs are fetched when something moves them.
+  const needsGraph = request.verifyBlobs || (request.mode === 'promote' && destinations.some((d) => d.copy !== 'same-repository'))
+
+  // Three independent sets of reads, side by side: what the image is made of, what is attached to it, what each destination holds.
+  const [graph, listing] = await Promise.all([
+    needsGraph ? loadImageGraph(source, root, limit) : { root, children: [], blobs: [], platforms: platformsOf(root) },
+    attachmentSubjects.length ? findAttachments(source, attachmentSubjects, limit) : { attachments: [], notes: [], referrersVia: {} },
+    Promise.all(destinations.map((d) => limit(() => readPrevious(d, digest))))
+  ])
+
+  let blobsVerified: PromotionResult['blobsVerified']
+  if (request.verifyBlobs) {
+    blobsVerified = await verifyBlobs(source, graph, limit)
+    log.info(`verified ${blobsVerified.count} blobs (${blobsVerified.bytes} bytes) against their digests`)
+  }
+
   let verified: VerifiedSignature[] = []
   if (verifier) {
     verified = await verifier.verifyImage({ repository: source, attachments: listing, subjects: signedSubjects, root, ...(deps.externalEvidence ? { externalEvidence: deps.externalEvidence } : {}) })
@@ -185,12 +196,10 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const gate = deps.gate ? await checkPromotionGate({ ...deps.gate, repository: source, listing, root }) : undefined
   if (gate) log.info(`gate "${deps.gate!.environment}" open: promotion record signed by ${gate.identity ?? gate.keyId}`)
 
-  await Promise.all(destinations.map(async (d) => (d.previousDigest = await limit(() => readPrevious(d, digest)))))
-
   const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: listing.notes, records: [] as string[], ...(blobsVerified ? { blobsVerified } : {}), ...(gate ? { gate } : {}) }
 
   if (request.mode === 'verify') {
-    return { ...base, destinations: await verifyDestinations(destinations, digest, limit), copied: emptyStats(), attachmentsCopied: 0 }
+    return { ...base, destinations: verifyDestinations(destinations, digest), copied: emptyStats(), attachmentsCopied: 0 }
   }
 
   checkImmutableTags(destinations, digest, request.immutableTags)
@@ -238,7 +247,8 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   }
   if (request.historyTags) await keepHistory(pending, options)
   await moveTags(pending, root, copied, options)
-  const landed = await Promise.allSettled(destinations.map((d) => limit(() => readBack(d, digest))))
+  // Read back what this run wrote; a destination that already held the digest was read and hashed by its check.
+  const landed = await Promise.allSettled(destinations.map((d) => (pending.includes(d) ? limit(() => readBack(d, digest)) : Promise.resolve(d.previousDigest ?? undefined))))
   const unreadable = landed.flatMap((o, i) => (o.status === 'rejected' ? [{ d: destinations[i]!, reason: o.reason as unknown }] : []))
   if (unreadable.length > 0) {
     // Unconfirmed is not promoted: put the environments back rather than leave them half-known.
@@ -275,11 +285,11 @@ function checkImmutableTags(destinations: readonly Destination[], digest: string
   throw new PromoteError('IMMUTABLE_TAG', `refusing to move immutable tags (pattern ${pattern.source}): ${lines.join('; ')}. Nothing was written. Promote under a new tag, or change immutable-tags if moving it is intended`)
 }
 
-async function verifyDestinations(destinations: readonly Destination[], digest: string, limit: ReturnType<typeof pLimit>): Promise<DestinationResult[]> {
-  const landed = await Promise.all(destinations.map((d) => limit(() => readBack(d, digest))))
-  const missing = destinations.filter((_, i) => landed[i] !== digest)
+/** verify mode: every destination's check already fetched and hashed what it holds. */
+function verifyDestinations(destinations: readonly Destination[], digest: string): DestinationResult[] {
+  const missing = destinations.filter((d) => d.previousDigest !== digest)
   if (missing.length > 0) {
-    const lines = missing.map((d) => `${formatReference(d.ref)} is ${landed[destinations.indexOf(d)] ?? 'absent'}`)
+    const lines = missing.map((d) => `${formatReference(d.ref)} is ${d.previousDigest ?? 'absent'}`)
     throw new PromoteError('NOT_PROMOTED', `not every destination holds ${digest}: ${lines.join('; ')}`)
   }
   return destinations.map((d) => result(d, digest, 'verified'))
@@ -336,14 +346,12 @@ export function historyTag(tag: string, digest: string): string {
 async function keepHistory(pending: readonly Destination[], options: WriteOptions): Promise<void> {
   await Promise.all(
     pending
-      .filter((d) => d.tag && d.previousDigest)
+      .filter((d) => d.tag && d.previous)
       .map((d) =>
         options.limit(async () => {
           const name = historyTag(d.tag!, d.previousDigest!)
           if ((await d.repository.resolveTag(name)) === d.previousDigest) return
-          const previous = await d.repository.fetchManifest(d.previousDigest!)
-          if (!previous) throw new PromoteError('MANIFEST_UNKNOWN', `${formatReference(d.ref)} points at ${d.previousDigest}, which ${d.repository.name} no longer has; cannot keep its history tag`)
-          await d.repository.putManifest(name, previous)
+          await d.repository.putManifest(name, d.previous!)
           options.log.info(`kept ${d.repository.name}:${name} -> ${d.previousDigest}`)
         })
       )
@@ -364,9 +372,7 @@ async function restoreTag(d: Destination): Promise<string> {
       await d.repository.deleteTag(d.tag!)
       return `${where} removed`
     }
-    const previous = await d.repository.fetchManifest(d.previousDigest)
-    if (!previous) return `${where} could NOT be restored: ${d.previousDigest} is gone`
-    await d.repository.putManifest(d.tag!, previous)
+    await d.repository.putManifest(d.tag!, d.previous!)
     return `${where} back at ${d.previousDigest}`
   } catch (error) {
     return `${where} could NOT be restored (${errorMessage(error)}); it points at the new digest`

@@ -58,14 +58,6 @@ export class LayoutRepository implements Repository {
     return index
   }
 
-  async #requireIndex(): Promise<LayoutIndex> {
-    const index = await this.#readIndex()
-    if (!index) {
-      throw new PromoteError('LAYOUT_INVALID', `${this.name} is not an OCI image layout (no index.json in ${this.root})`)
-    }
-    return index
-  }
-
   async #updateIndex(change: (index: LayoutIndex) => void): Promise<void> {
     const previous = indexLocks.get(this.root) ?? Promise.resolve()
     const next = previous.catch(() => {}).then(async () => {
@@ -86,7 +78,9 @@ export class LayoutRepository implements Repository {
   }
 
   async fetchManifest(reference: string): Promise<Manifest | undefined> {
-    const index = await this.#requireIndex()
+    // No index.json yet is an empty layout, as a registry answers 404 for a repository nobody pushed to.
+    const index = await this.#readIndex()
+    if (!index) return undefined
     const entry = SHA256_DIGEST.test(reference)
       ? index.manifests.find((m) => m.digest === reference)
       : this.#tagEntry(index, reference)
