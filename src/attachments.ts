@@ -2,7 +2,7 @@ import type { LimitFunction } from 'p-limit'
 import { copyImageContent, type CopyOptions } from './copy.js'
 import { digestTag } from './oci/digest.js'
 import { parseManifest, toManifest, type Descriptor, type Manifest, type ManifestContent } from './oci/manifest.js'
-import { addToFallbackIndex, listReferrers } from './oci/referrers.js'
+import { ReferrerIndex, listReferrers } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
 
 /** Cosign's legacy tag suffixes: https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md */
@@ -116,14 +116,7 @@ export interface AttachmentCopyResult {
  */
 export async function copyAttachments(attachments: readonly Attachment[], from: Repository, to: Repository, options: CopyOptions): Promise<AttachmentCopyResult> {
   const result: AttachmentCopyResult = { copied: 0, present: 0 }
-  const apiBySubject = new Map<string, Promise<boolean>>()
-  const hasApi = (subject: string): Promise<boolean> => {
-    let known = apiBySubject.get(subject)
-    if (!known) apiBySubject.set(subject, (known = to.referrersFromApi(subject).then((r) => r !== undefined)))
-    return known
-  }
-  // Fallback-index updates for one subject read, merge and write one tag: they must not interleave.
-  const indexQueue = new Map<string, Promise<unknown>>()
+  const referrers = new ReferrerIndex(to)
 
   await Promise.all(
     attachments.map(async (attachment) => {
@@ -145,13 +138,7 @@ export async function copyAttachments(attachments: readonly Attachment[], from: 
       }
       const present = await to.hasManifest(attachment.manifest.digest)
       if (!present) await options.limit(() => to.putManifest(attachment.manifest.digest, attachment.manifest))
-      let listed = false
-      if (!(await hasApi(attachment.subject))) {
-        const previous = indexQueue.get(attachment.subject) ?? Promise.resolve()
-        const next = previous.catch(() => {}).then(() => addToFallbackIndex(to, attachment.subject, attachment.descriptor))
-        indexQueue.set(attachment.subject, next)
-        listed = await next
-      }
+      const listed = await referrers.add(attachment.subject, attachment.descriptor)
       if (present && !listed) result.present++
       else result.copied++
     })

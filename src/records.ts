@@ -4,7 +4,7 @@ import { PromoteError, errorMessage } from './errors.js'
 import { sha256Digest } from './oci/digest.js'
 import { toManifest, type Descriptor, type Manifest } from './oci/manifest.js'
 import { OCI_MANIFEST } from './oci/media-types.js'
-import { addToFallbackIndex } from './oci/referrers.js'
+import { ReferrerIndex } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
 import { keyId } from './verify/key-id.js'
 import type { VerifiedSignature } from './verify/index.js'
@@ -154,8 +154,6 @@ export async function attachBundle(repository: Repository, subject: Manifest, bu
     'promotion record'
   )
   await repository.putManifest(manifest.digest, manifest)
-  if ((await repository.referrersFromApi(subject.digest)) === undefined) {
-    await addToFallbackIndex(repository, subject.digest, { mediaType: OCI_MANIFEST, digest: manifest.digest, size: manifest.bytes.length, artifactType: BUNDLE_MEDIA_TYPE, annotations })
-  }
+  await new ReferrerIndex(repository).add(subject.digest, { mediaType: OCI_MANIFEST, digest: manifest.digest, size: manifest.bytes.length, artifactType: BUNDLE_MEDIA_TYPE, annotations })
   return manifest.digest
 }

@@ -55,7 +55,7 @@ export async function readBlob(repository: Repository, descriptor: Descriptor, m
  * merging with what is there. Refuses to ever point the fallback tag at the
  * subject itself, which would make every reader mistake the image for its referrers.
  */
-export async function addToFallbackIndex(repository: Repository, subject: string, referrer: Descriptor): Promise<boolean> {
+async function addToFallbackIndex(repository: Repository, subject: string, referrer: Descriptor): Promise<boolean> {
   const tag = digestTag(subject)
   const existing = await repository.fetchManifest(tag)
   let manifests: Descriptor[] = []
@@ -69,4 +69,32 @@ export async function addToFallbackIndex(repository: Repository, subject: string
   if (index.digest === subject) throw new PromoteError('MANIFEST_INVALID', `refusing to write ${repository.name}:${tag} pointing at the image itself`)
   await repository.putManifest(tag, index)
   return true
+}
+
+/**
+ * Makes referrers findable from their subject in one repository. A store with
+ * the referrers API indexes them itself; for the others each referrer is merged
+ * into the subject's fallback index. Whether the API is there is asked once per
+ * subject, and updates of one fallback index are queued: each reads, merges and
+ * rewrites one tag, so two at once would lose a referrer.
+ */
+export class ReferrerIndex {
+  readonly #repository: Repository
+  readonly #hasApi = new Map<string, Promise<boolean>>()
+  readonly #updates = new Map<string, Promise<boolean>>()
+
+  constructor(repository: Repository) {
+    this.#repository = repository
+  }
+
+  /** True when this call added `referrer` to the fallback index; false when the API lists it or the index already did. */
+  async add(subject: string, referrer: Descriptor): Promise<boolean> {
+    let hasApi = this.#hasApi.get(subject)
+    if (!hasApi) this.#hasApi.set(subject, (hasApi = this.#repository.referrersFromApi(subject).then((r) => r !== undefined)))
+    if (await hasApi) return false
+    const previous = this.#updates.get(subject) ?? Promise.resolve(false)
+    const next = previous.catch(() => false).then(() => addToFallbackIndex(this.#repository, subject, referrer))
+    this.#updates.set(subject, next)
+    return next
+  }
 }
