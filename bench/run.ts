@@ -11,7 +11,7 @@ import { cpus, totalmem, tmpdir } from 'node:os'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { buildImage, buildMultiArch, contentOf, type Image } from '../scripts/lib/images.ts'
-import { ACTION_ENTRY, runAction, runProcess, type ProcessRun } from '../scripts/lib/runner.ts'
+import { runAction, runProcess, type ProcessRun } from '../scripts/lib/runner.ts'
 import { pushImage, startRegistry, type RunningRegistry } from '../__tests__/support/registry.ts'
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3)
@@ -65,7 +65,7 @@ async function startupFloor(): Promise<{ node: number; load: number }> {
   for (let i = 0; i < SMALL_RUNS; i++) {
     node.push(check(await runProcess(process.execPath, ['-e', '0']), 'node -e 0').ms)
     // No inputs: the action loads, reads its inputs, fails on the first one and exits before any request.
-    const bare = await runProcess(process.execPath, [ACTION_ENTRY], Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INPUT_'))))
+    const bare = await runAction({})
     if (!bare.stdout.includes('::error::input "image"')) throw new Error(`dist/index.js without inputs did not fail on its first input:\n${bare.stdout}`)
     load.push(bare.ms)
   }
@@ -102,7 +102,6 @@ interface Row {
   targetMs?: number
 }
 const rows: Row[] = []
-let floor: { node: number; load: number } | undefined
 const memory: string[] = []
 
 async function withFreshRegistry<T>(use: (r: RunningRegistry) => Promise<T>): Promise<T> {
@@ -116,7 +115,7 @@ async function withFreshRegistry<T>(use: (r: RunningRegistry) => Promise<T>): Pr
 
 async function main(): Promise<void> {
   requireTools()
-  floor = await startupFloor()
+  const floor = await startupFloor()
   const source = await startRegistry()
   try {
     // 1. Same repository, one image to three new tags.
@@ -221,7 +220,7 @@ async function main(): Promise<void> {
   } finally {
     await source.stop()
   }
-  report()
+  report(floor)
 }
 
 function push(scenario: string, promoteMs: number[], skopeoMs: number[] | undefined, rawMs: number[] | undefined, limit: number, target: string, note?: string, rawLimit?: number): void {
@@ -233,7 +232,7 @@ function push(scenario: string, promoteMs: number[], skopeoMs: number[] | undefi
   rows.push({ scenario, promote: p, ...(s !== undefined ? { skopeo: s } : {}), ...(r !== undefined ? { raw: r } : {}), ratio: ratios, target, met, ...(note ? { note } : {}), ...(s !== undefined ? { targetMs: limit * s } : {}) })
 }
 
-function report(): void {
+function report(floor: { node: number; load: number }): void {
   const ms = (v?: number): string => (v === undefined ? '—' : `${v.toFixed(0)} ms`)
   const skopeoVersion = spawnSync('skopeo', ['--version'], { encoding: 'utf8' }).stdout.trim()
   const lines = [
@@ -245,16 +244,12 @@ function report(): void {
     '',
     ...rows.filter((r) => r.note).map((r) => `- ${r.scenario}: ${r.note}`),
     '',
-    ...(floor
-      ? [
-          `Start-up floor (medians of ${SMALL_RUNS}): Node ${process.version} starting and exiting with nothing to do (\`node -e 0\`): ${ms(floor.node)}; oci-promote loading, reading its inputs and failing on the first one, no request: ${ms(floor.load)}.`,
-          '',
-          ...rows
-            .filter((r) => !r.met && r.targetMs !== undefined && r.targetMs < floor!.load)
-            .map((r) => `- ${r.scenario}: the target is ${ms(r.targetMs)}, ${r.targetMs! < floor!.node ? 'less than Node itself needs to start and exit' : 'less than loading the action takes'}; the run spends ${ms(r.promote - floor!.load)} beyond start-up.`),
-          ''
-        ]
-      : []),
+    `Start-up floor (medians of ${SMALL_RUNS}): Node ${process.version} starting and exiting with nothing to do (\`node -e 0\`): ${ms(floor.node)}; oci-promote loading, reading its inputs and failing on the first one, no request: ${ms(floor.load)}.`,
+    '',
+    ...rows
+      .filter((r) => !r.met && r.targetMs !== undefined && r.targetMs < floor.load)
+      .map((r) => `- ${r.scenario}: the target is ${ms(r.targetMs)}, ${r.targetMs! < floor.node ? 'less than Node itself needs to start and exit' : 'less than loading the action takes'}; the run spends ${ms(r.promote - floor.load)} beyond start-up.`),
+    '',
     'Peak RSS as layers grow (one layer, cold destination):',
     '',
     '| layer | oci-promote peak RSS | skopeo peak RSS | oci-promote time | skopeo time |',

@@ -94,9 +94,10 @@ interface Destination {
   /** The tag to write, or undefined to copy by digest only. */
   readonly tag?: string
   readonly copy: DestinationResult['copy']
-  previousDigest: string | null
-  /** What the destination held before this run, read and hashed by the check. */
+  /** What the destination held before this run, read and hashed by its check; undefined when it held nothing. */
   previous?: Manifest
+  /** `previous`'s digest, or null. */
+  readonly previousDigest: string | null
 }
 
 const silent: Logger = { info: () => {}, debug: () => {} }
@@ -125,9 +126,7 @@ function distinct(refs: readonly Reference[]): Reference[] {
  * destination needs no read-back afterwards.
  */
 async function readPrevious(destination: Destination, digest: string): Promise<void> {
-  const previous = await destination.repository.fetchManifest(destination.tag ?? digest)
-  destination.previousDigest = previous?.digest ?? null
-  if (previous) destination.previous = previous
+  destination.previous = await destination.repository.fetchManifest(destination.tag ?? digest)
 }
 
 /** Fetches what a destination now holds and hashes it: the registry's word alone is not proof. */
@@ -161,7 +160,15 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
 
   const destinations: Destination[] = destinationRefs.map((ref) => {
     const repository = deps.repository(ref)
-    return { ref, repository, ...(ref.tag ? { tag: ref.tag } : {}), copy: copyKind(source, repository), previousDigest: null }
+    return {
+      ref,
+      repository,
+      ...(ref.tag ? { tag: ref.tag } : {}),
+      copy: copyKind(source, repository),
+      get previousDigest() {
+        return this.previous?.digest ?? null
+      }
+    }
   })
 
   // Signatures: found once at the source, verified before anything else happens, then carried along.
@@ -368,11 +375,11 @@ async function rollBack(moved: readonly Destination[]): Promise<string> {
 async function restoreTag(d: Destination): Promise<string> {
   const where = formatReference(d.ref)
   try {
-    if (d.previousDigest === null) {
+    if (!d.previous) {
       await d.repository.deleteTag(d.tag!)
       return `${where} removed`
     }
-    await d.repository.putManifest(d.tag!, d.previous!)
+    await d.repository.putManifest(d.tag!, d.previous)
     return `${where} back at ${d.previousDigest}`
   } catch (error) {
     return `${where} could NOT be restored (${errorMessage(error)}); it points at the new digest`
