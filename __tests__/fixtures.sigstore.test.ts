@@ -1,4 +1,4 @@
-// Real, public signatures (shared/fixtures/sigstore), verified offline by the
+// Real, public signatures (../shared/fixtures/sigstore), verified offline by the
 // same code the action runs, against the public-good trusted root.
 import { describe, expect, it } from '@jest/globals'
 import { readFileSync } from 'node:fs'
@@ -12,8 +12,9 @@ import { evidenceFromBundles, type Evidence } from '../src/verify/evidence.ts'
 import { exactIdentity, identityRegexp, type SignaturePolicy } from '../src/verify/policy.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
+import { describeWithSharedFixtures, sharedFixture } from './support/shared-fixtures.ts'
 
-const fixture = (name: string): string => new URL(`./fixtures/sigstore/${name}`, import.meta.url).pathname
+const fixture = (name: string): string => sharedFixture(`sigstore/${name}`)
 const readJson = (name: string): unknown => JSON.parse(readFileSync(fixture(name), 'utf8'))
 
 /** The public-good trusted_root.json that @sigstore/tuf embeds, written where the trusted-root input can read it. */
@@ -30,7 +31,7 @@ function verifier(policy: Partial<SignaturePolicy>, trustedRootPath = PUBLIC_GOO
   return new SignatureVerifier({ publicKeys: [], issuer: 'https://token.actions.githubusercontent.com', signedPlatforms: 'index', ...policy }, new TrustRoot({ trustedRootPath }))
 }
 
-describe('a real keyless cosign .sig layer (salrashid123/server_image)', () => {
+describeWithSharedFixtures('a real keyless cosign .sig layer (salrashid123/server_image)', () => {
   const layer = readJson('cosign-legacy-keyless/sig-layer.json') as Descriptor
   const payload = readFileSync(fixture('cosign-legacy-keyless/payload.json'))
   const subject = 'sha256:c05263d2ff654c3a94243662440913f045075d59c436e2c69e9145ec2b87a321'
@@ -57,20 +58,20 @@ describe('a real keyless cosign .sig layer (salrashid123/server_image)', () => {
   })
 })
 
-describe('a real cosign v3 referrer bundle', () => {
-  const bundle = readJson('cosign-oci-attestation.sigstore.json')
+describeWithSharedFixtures('a real cosign v3 referrer bundle', () => {
+  const bundle = readJson('cosign/cosign-oci-attestation.sigstore.json')
   const subject = 'sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4'
   it('verifies with the cosign test trusted root and reports its predicate type', async () => {
     const [evidence] = evidenceFromBundles('sigstore-bundle', subject, 'fixture', [bundle])
-    const result = await verifier({ identity: exactIdentity('cody@soyland.com'), issuer: 'https://github.com/login/oauth' }, fixture('cosign-trusted_root_pgi.json')).verify(evidence!, undefined)
+    const result = await verifier({ identity: exactIdentity('cody@soyland.com'), issuer: 'https://github.com/login/oauth' }, fixture('cosign/cosign-trusted_root_pgi.json')).verify(evidence!, undefined)
     expect(result).toMatchObject({ identity: 'cody@soyland.com', predicateType: 'https://cosign.sigstore.dev/attestation/v1' })
   })
 })
 
-describe('real GitHub artifact attestations', () => {
+describeWithSharedFixtures('real GitHub artifact attestations', () => {
   it('verifies one signed by a reusable workflow, under the reusable workflow identity', async () => {
     const subject = 'sha256:49a3aa6075e0f49f82843e74b5baa614ad2a588e6675612bf108a0a008c5ac25'
-    const [evidence] = evidenceFromBundles('github-attestation', subject, 'fixture', [readJson('reusable-workflow-attestation.sigstore.json')])
+    const [evidence] = evidenceFromBundles('github-attestation', subject, 'fixture', [readJson('gh-cli/reusable-workflow-attestation.sigstore.json')])
     const signer = verifier({ identity: identityRegexp('https://github\\.com/github/artifact-attestations-workflows/\\.github/workflows/attest\\.yml@[0-9a-f]{40}'), attestationType: 'https://slsa.dev/provenance/v1' })
     expect(await signer.verify(evidence!, undefined)).toMatchObject({ predicateType: 'https://slsa.dev/provenance/v1', identity: 'https://github.com/github/artifact-attestations-workflows/.github/workflows/attest.yml@09b495c3f12c7881b3cc17209a327792065c1a1d' })
     // The caller's repository is not the signer: an identity for it does not match.
@@ -79,15 +80,15 @@ describe('real GitHub artifact attestations', () => {
 
   it('verifies a custom issuer only when that issuer is asked for', async () => {
     const subject = 'sha256:afa27b44d43b02a9fea41d13cedc2e4016cfcf87c5dbf990e593669aa8ce286d'
-    const [evidence] = evidenceFromBundles('github-attestation', subject, 'fixture', [readJson('custom-issuer.sigstore.json')])
+    const [evidence] = evidenceFromBundles('github-attestation', subject, 'fixture', [readJson('gh-cli/custom-issuer.sigstore.json')])
     const identity = exactIdentity('https://github.com/too-legit/attest/.github/workflows/integration.yml@refs/heads/main')
     expect(await verifier({ identity, issuer: 'https://token.actions.githubusercontent.com/hammer-time' }).verify(evidence!, undefined)).toMatchObject({ issuer: 'https://token.actions.githubusercontent.com/hammer-time' })
     await expect(verifier({ identity }).verify(evidence!, undefined)).rejects.toThrow(/issuer/)
   })
 
   it('refuses a bundle whose signature is invalid', async () => {
-    const [evidence] = evidenceFromBundles('github-attestation', `sha256:${'0'.repeat(64)}`, 'fixture', [readJson('sigstoreBundle-invalid-signature.json')])
-    await expect(verifier({ identity: identityRegexp('.*') }, fixture('gh-cli-trusted_root.json')).verify(evidence!, undefined)).rejects.toThrow(/TLOG_BODY_ERROR/)
+    const [evidence] = evidenceFromBundles('github-attestation', `sha256:${'0'.repeat(64)}`, 'fixture', [readJson('gh-cli/sigstoreBundle-invalid-signature.json')])
+    await expect(verifier({ identity: identityRegexp('.*') }, fixture('gh-cli/trusted_root.json')).verify(evidence!, undefined)).rejects.toThrow(/TLOG_BODY_ERROR/)
   })
 })
 
