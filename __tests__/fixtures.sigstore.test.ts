@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { Descriptor } from '../src/oci/manifest.ts'
 import { legacySignatureBundle } from '../src/verify/cosign.ts'
 import { evidenceFromBundles, type Evidence } from '../src/verify/evidence.ts'
-import { exactIdentity, identityRegexp, type SignaturePolicy } from '../src/verify/policy.ts'
+import { exactIdentity, identityRegexp, signaturePredicateTypes, type SignaturePolicy } from '../src/verify/policy.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { describeWithSharedFixtures, sharedFixture } from './support/shared-fixtures.ts'
@@ -28,7 +28,7 @@ function publicGoodRoot(): string {
 const PUBLIC_GOOD = publicGoodRoot()
 
 function verifier(policy: Partial<SignaturePolicy>, trustedRootPath = PUBLIC_GOOD): SignatureVerifier {
-  return new SignatureVerifier({ publicKeys: [], issuer: 'https://token.actions.githubusercontent.com', signedPlatforms: 'index', ...policy }, new TrustRoot({ trustedRootPath }))
+  return new SignatureVerifier({ publicKeys: [], issuer: 'https://token.actions.githubusercontent.com', signedPlatforms: 'index', predicateTypes: signaturePredicateTypes(policy.attestationType), ...policy }, new TrustRoot({ trustedRootPath }))
 }
 
 describeWithSharedFixtures('a real keyless cosign .sig layer (salrashid123/server_image)', () => {
@@ -61,10 +61,16 @@ describeWithSharedFixtures('a real keyless cosign .sig layer (salrashid123/serve
 describeWithSharedFixtures('a real cosign v3 referrer bundle', () => {
   const bundle = readJson('cosign/cosign-oci-attestation.sigstore.json')
   const subject = 'sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4'
-  it('verifies with the cosign test trusted root and reports its predicate type', async () => {
+  const policy = { identity: exactIdentity('cody@soyland.com'), issuer: 'https://github.com/login/oauth' }
+  it('verifies with the cosign test trusted root when its predicate type is asked for, and reports it', async () => {
     const [evidence] = evidenceFromBundles('sigstore-bundle', subject, 'fixture', [bundle])
-    const result = await verifier({ identity: exactIdentity('cody@soyland.com'), issuer: 'https://github.com/login/oauth' }, fixture('cosign/cosign-trusted_root_pgi.json')).verify(evidence!, undefined)
+    const result = await verifier({ ...policy, attestationType: 'https://cosign.sigstore.dev/attestation/v1' }, fixture('cosign/cosign-trusted_root_pgi.json')).verify(evidence!, undefined)
     expect(result).toMatchObject({ identity: 'cody@soyland.com', predicateType: 'https://cosign.sigstore.dev/attestation/v1' })
+  })
+
+  it('is not a signature of the image when the policy does not take its predicate type as one (cosign attest, not cosign sign)', async () => {
+    const [evidence] = evidenceFromBundles('sigstore-bundle', subject, 'fixture', [bundle])
+    await expect(verifier(policy, fixture('cosign/cosign-trusted_root_pgi.json')).verify(evidence!, undefined)).rejects.toThrow('it is an attestation of type https://cosign.sigstore.dev/attestation/v1, which this policy does not take as a signature of the image')
   })
 })
 

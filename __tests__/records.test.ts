@@ -6,6 +6,7 @@ import { createPublicKey } from 'node:crypto'
 import { buildImage, type Image } from '../scripts/lib/images.ts'
 import { PROMOTION_PREDICATE_TYPE, keyRecordSigner, type RecordSigner } from '../src/records.ts'
 import { ImageVerifier } from '../src/verify/index.ts'
+import { signaturePredicateTypes } from '../src/verify/policy.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { createHarness, type HarnessOptions, type HarnessRequest } from './support/harness.ts'
@@ -31,7 +32,7 @@ afterAll(async () => {
 })
 
 function gateFor(environment: string, key: Signer = releaser): NonNullable<HarnessOptions['deps']>['gate'] {
-  const verifier = new SignatureVerifier({ publicKeys: [createPublicKey(key.publicKeyPem)], issuer: 'unused', attestationType: PROMOTION_PREDICATE_TYPE, signedPlatforms: 'index' }, new TrustRoot({}))
+  const verifier = new SignatureVerifier({ publicKeys: [createPublicKey(key.publicKeyPem)], issuer: 'unused', attestationType: PROMOTION_PREDICATE_TYPE, predicateTypes: [PROMOTION_PREDICATE_TYPE], signedPlatforms: 'index' }, new TrustRoot({}))
   return { environment, verifier: new ImageVerifier(verifier) }
 }
 
@@ -131,6 +132,33 @@ describe('a production promotion is refused, with nothing written', () => {
     bundle.dsseEnvelope.payload = Buffer.from(JSON.stringify(forged)).toString('base64')
     await pushBundleReferrer(staging.url, repo, image, bundle, PROMOTION_PREDICATE_TYPE)
     await expectClosed(repo, gateFor('staging'), /SIGNATURE_ERROR: signature verification failed/)
+  })
+})
+
+describe('a promotion record says "moved by", never "built and signed by"', () => {
+  it('an unsigned image stays refused after a run that recorded its promotion with the release key', async () => {
+    const { repo } = await seed()
+    const releasePolicy = new SignatureVerifier({ publicKeys: [createPublicKey(releaser.publicKeyPem)], issuer: 'unused', predicateTypes: signaturePredicateTypes(), signedPlatforms: 'index' }, new TrustRoot({}))
+    const refuse = async () => {
+      const h = createHarness({ verifier: releasePolicy })
+      try {
+        await h.run({ source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] })
+        throw new Error('promoted')
+      } catch (error) {
+        return { error: error as Error & { code: string }, writes: h.writes() }
+      } finally {
+        await h.close()
+      }
+    }
+    expect((await refuse()).error.code).toBe('SIGNATURE_NOT_VERIFIED')
+    // verify-signature: false, attest-promotion: true, signing-key: the release key.
+    const recorded = await promote({ source: `${staging.host}/${repo}:build`, to: ['dev'] }, { record: { environment: 'dev', signer, run: RUN } })
+    expect(recorded.result!.records).toHaveLength(1)
+    const { error, writes } = await refuse()
+    expect(error.code).toBe('SIGNATURE_NOT_VERIFIED')
+    expect(error.message).toContain(`it is an attestation of type ${PROMOTION_PREDICATE_TYPE}, which this policy does not take as a signature of the image`)
+    expect(writes).toEqual([])
+    expect(await tagDigest(production.url, repo, 'prod')).toBeUndefined()
   })
 })
 

@@ -6,7 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildMultiArch } from '../scripts/lib/images.ts'
-import { exactIdentity } from '../src/verify/policy.ts'
+import { exactIdentity, signaturePredicateTypes } from '../src/verify/policy.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { createHarness } from './support/harness.ts'
@@ -29,7 +29,7 @@ beforeAll(async () => {
   signer = await ca.issue(IDENTITY)
   const root = join(await mkdtemp(join(tmpdir(), 'oci-promote-ref-')), 'trusted_root.json')
   await writeFile(root, JSON.stringify(trustedRootJson({ ca, rekor })))
-  verifier = new SignatureVerifier({ publicKeys: [], identity: exactIdentity(IDENTITY), issuer: GITHUB_ISSUER, signedPlatforms: 'index' }, new TrustRoot({ trustedRootPath: root }))
+  verifier = new SignatureVerifier({ publicKeys: [], identity: exactIdentity(IDENTITY), issuer: GITHUB_ISSUER, signedPlatforms: 'index', predicateTypes: signaturePredicateTypes() }, new TrustRoot({ trustedRootPath: root }))
 })
 afterAll(async () => {
   await Promise.all([distribution?.stop(), withApi?.stop()])

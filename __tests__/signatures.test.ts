@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildImage, buildMultiArch, type Image } from '../scripts/lib/images.ts'
-import { exactIdentity, identityRegexp, type SignaturePolicy } from '../src/verify/policy.ts'
+import { exactIdentity, identityRegexp, signaturePredicateTypes, type SignaturePolicy } from '../src/verify/policy.ts'
 import { githubAttestations } from '../src/verify/github.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
@@ -58,7 +58,7 @@ afterAll(async () => {
 })
 
 function verifier(policy: Partial<SignaturePolicy>): SignatureVerifier {
-  return new SignatureVerifier({ publicKeys: [], issuer: GITHUB_ISSUER, signedPlatforms: 'index', ...policy }, new TrustRoot({ trustedRootPath: trustedRoot }))
+  return new SignatureVerifier({ publicKeys: [], issuer: GITHUB_ISSUER, signedPlatforms: 'index', predicateTypes: signaturePredicateTypes(policy.attestationType), ...policy }, new TrustRoot({ trustedRootPath: trustedRoot }))
 }
 const byIdentity = (): Partial<SignaturePolicy> => ({ identity: exactIdentity(IDENTITY) })
 const byKey = (signer: Signer = key): Partial<SignaturePolicy> => ({ publicKeys: [createPublicKey(signer.publicKeyPem)] })
@@ -272,6 +272,42 @@ describe('every negative case fails closed, with a clear message and no write', 
     const { repo, image } = await seed()
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(keyless, simpleSigningPayload(repo, image.digest), await TestRekor.create())])
     await expectRefused(repo, byIdentity(), /\.sig layer 1: TLOG_INCLUSION_PROMISE_ERROR/)
+  })
+
+  it('a certificate whose SAN has a byte outside printable ASCII that a lossy decoding reads as the trusted identity', async () => {
+    const { repo, image } = await seed()
+    // 0xE1 read as ASCII with the high bit dropped is "a": the certificate would pass as acme's.
+    const lookalike = await ca.issue(IDENTITY.replace('/acme/', '/\u00e1cme/'))
+    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(lookalike, simpleSigningPayload(repo, image.digest), rekor)])
+    await expectRefused(repo, byIdentity(), "its certificate's subject alternative name is not plain printable ASCII: \"https:\/\/github.com/\\xe1cme/app/")
+  })
+
+  it('a certificate whose OIDC issuer has a byte outside printable ASCII', async () => {
+    const { repo, image } = await seed()
+    const lookalike = await ca.issue(IDENTITY, { issuer: GITHUB_ISSUER.replace('actions', '\u00e1ctions'), issuerEncoding: 'latin1' })
+    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(lookalike, simpleSigningPayload(repo, image.digest), rekor)])
+    await expectRefused(repo, byIdentity(), "its certificate's OIDC issuer is not plain printable ASCII: \"https:\/\/token.\\xe1ctions.")
+  })
+
+  it('a transparency log entry that names another key than the one that signed', async () => {
+    const { repo, image } = await seed()
+    const other = await ca.issue(IDENTITY)
+    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(keyless, simpleSigningPayload(repo, image.digest), rekor, undefined, other)])
+    await expectRefused(repo, byIdentity(), /its transparency log entry \d+ names another key than the one that signed/)
+    const keyed = await seed()
+    await pushLegacyTag(primary.url, keyed.repo, keyed.image.digest, 'sig', [signatureLayer(key, simpleSigningPayload(keyed.repo, keyed.image.digest), rekor, undefined, await keyPairSigner())])
+    await expectRefused(keyed.repo, byKey(), /its transparency log entry \d+ names another key than the one that signed/)
+  })
+
+  it('an attestation that is not a signature of the image: a promotion record or an SBOM signed by the trusted identity', async () => {
+    const { repo, image } = await seed()
+    await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1'), rekor), 'https://oci-promote.dev/promotion/v1')
+    await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(image.digest, 'https://spdx.dev/Document'), rekor), 'https://spdx.dev/Document')
+    await expectRefused(repo, byIdentity(), /2 found, none verifies:[\s\S]*attestation of type https:\/\/oci-promote.dev\/promotion\/v1, which this policy does not take as a signature of the image[\s\S]*attestation of type https:\/\/spdx.dev\/Document/)
+    // The type a policy requires is the one exception: it is asked for by name.
+    const { result, error } = await promote(repo, { ...byIdentity(), attestationType: 'https://spdx.dev/Document' })
+    expect(error).toBeUndefined()
+    expect(result!.verified.map((v) => v.predicateType)).toEqual(['https://spdx.dev/Document'])
   })
 
   it('malformed annotations and a malformed bundle are counted as unverified, not as a crash', async () => {

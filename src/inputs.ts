@@ -7,7 +7,7 @@ import { SHA256_DIGEST } from './oci/digest.js'
 import { parseDestination, parseReference, type Reference } from './oci/reference.js'
 import { DEFAULT_IMMUTABLE_TAGS, type Mode } from './promote.js'
 import { PROMOTION_PREDICATE_TYPE } from './records.js'
-import { GITHUB_ACTIONS_ISSUER, exactIdentity, identityRegexp, type IdentityPolicy, type SignaturePolicy } from './verify/policy.js'
+import { GITHUB_ACTIONS_ISSUER, exactIdentity, identityRegexp, signaturePredicateTypes, type IdentityPolicy, type SignaturePolicy } from './verify/policy.js'
 
 export interface Inputs {
   readonly image: Reference
@@ -146,6 +146,9 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
   const attestationType = read('attestation-type').trim()
   const signedPlatforms = read('signed-platforms').trim() || 'index'
   if (signedPlatforms !== 'index' && signedPlatforms !== 'all') fail('signed-platforms', `"${signedPlatforms}" is not one of index, all`)
+  if (attestationType === PROMOTION_PREDICATE_TYPE) {
+    fail('attestation-type', `${PROMOTION_PREDICATE_TYPE} is oci-promote's promotion record, which says who moved an image, never who built it; gate on it with require-environment and promotion-identity instead`)
+  }
   if (!verifySignature) return undefined
   if (!publicKey && !policyIdentity) {
     throw new PromoteError(
@@ -160,6 +163,7 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
     ...(policyIdentity ? { identity: policyIdentity } : {}),
     issuer: readIssuer(),
     ...(attestationType ? { attestationType } : {}),
+    predicateTypes: signaturePredicateTypes(attestationType),
     signedPlatforms
   }
 }
@@ -199,7 +203,7 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
     if (!publicKey && !identity) {
       fail(required ? 'require-environment' : 'mode', 'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp or promotion-public-key')
     }
-    recordPolicy = { publicKeys: publicKey ? [publicKey] : [], ...(identity ? { identity } : {}), issuer: readIssuer(), attestationType: PROMOTION_PREDICATE_TYPE, signedPlatforms: 'index' }
+    recordPolicy = { publicKeys: publicKey ? [publicKey] : [], ...(identity ? { identity } : {}), issuer: readIssuer(), attestationType: PROMOTION_PREDICATE_TYPE, predicateTypes: [PROMOTION_PREDICATE_TYPE], signedPlatforms: 'index' }
   }
   const endpoint = (name: string): string | undefined => {
     const value = read(name).trim()

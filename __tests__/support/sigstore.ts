@@ -29,8 +29,9 @@ async function toNodeKeys(pair: webcrypto.CryptoKeyPair): Promise<{ privateKey: 
   return { privateKey, publicKey: createPublicKey(privateKey) }
 }
 
-function derUtf8String(value: string): ArrayBuffer {
-  const bytes = Buffer.from(value, 'utf8')
+/** A DER UTF8String; `latin1` writes one byte per character, as a careless private CA might. */
+function derUtf8String(value: string, encoding: 'utf8' | 'latin1' = 'utf8'): ArrayBuffer {
+  const bytes = Buffer.from(value, encoding)
   const length = bytes.length < 128 ? Buffer.from([bytes.length]) : Buffer.from([0x81, bytes.length])
   const der = Buffer.concat([Buffer.from([0x0c]), length, bytes])
   return der.buffer.slice(der.byteOffset, der.byteOffset + der.length)
@@ -40,6 +41,14 @@ export async function keyPairSigner(): Promise<Signer> {
   const keys = await toNodeKeys((await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair)
   const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()
   return { privateKey: keys.privateKey, verifierPem: publicKeyPem, publicKeyPem }
+}
+
+export interface IssueOptions {
+  issuer?: string
+  /** How the issuer extension's string is written (the SAN is always one byte per character, as @peculiar/x509 writes IA5String). */
+  issuerEncoding?: 'utf8' | 'latin1'
+  notBefore?: Date
+  minutes?: number
 }
 
 export class TestCA {
@@ -68,7 +77,7 @@ export class TestCA {
   }
 
   /** A Fulcio-style leaf: SAN URI identity, issuer in 1.3.6.1.4.1.57264.1.8, valid ten minutes from `notBefore`. */
-  async issue(identity: string, options: { issuer?: string; notBefore?: Date; minutes?: number } = {}): Promise<Signer> {
+  async issue(identity: string, options: IssueOptions = {}): Promise<Signer> {
     const pair = (await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
     const { pem, der } = await this.certify(pair.publicKey, identity, options)
     const keys = await toNodeKeys(pair)
@@ -82,7 +91,7 @@ export class TestCA {
     return (await this.certify(key, identity)).pem
   }
 
-  private async certify(publicKey: webcrypto.CryptoKey, identity: string, options: { issuer?: string; notBefore?: Date; minutes?: number } = {}): Promise<{ pem: string; der: Buffer }> {
+  private async certify(publicKey: webcrypto.CryptoKey, identity: string, options: IssueOptions = {}): Promise<{ pem: string; der: Buffer }> {
     const notBefore = options.notBefore ?? new Date(Date.now() - 60_000)
     const certificate = await x509.X509CertificateGenerator.create({
       serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex'),
@@ -100,7 +109,7 @@ export class TestCA {
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity }], true),
         await x509.SubjectKeyIdentifierExtension.create(publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
-        new x509.Extension('1.3.6.1.4.1.57264.1.8', false, derUtf8String(options.issuer ?? GITHUB_ISSUER))
+        new x509.Extension('1.3.6.1.4.1.57264.1.8', false, derUtf8String(options.issuer ?? GITHUB_ISSUER, options.issuerEncoding))
       ]
     })
     return { pem: certificate.toString('pem'), der: Buffer.from(certificate.rawData) }
@@ -195,13 +204,16 @@ function rekorBundleAnnotation(entry: LogEntry): string {
   return JSON.stringify({ SignedEntryTimestamp: entry.set.toString('base64'), Payload: { body: entry.body.toString('base64'), integratedTime: entry.integratedTime, logIndex: entry.logIndex, logID: entry.logId.toString('hex') } })
 }
 
-/** A cosign `.sig` layer: simple-signing payload, signature annotation, certificate and Rekor bundle when given. */
-export function signatureLayer(signer: Signer, payload: Buffer, rekor?: TestRekor, integratedTime?: number): Layer {
+/**
+ * A cosign `.sig` layer: simple-signing payload, signature annotation, certificate and Rekor bundle when given.
+ * `loggedAs` names another key in the log entry's body (an entry that is not this signer's).
+ */
+export function signatureLayer(signer: Signer, payload: Buffer, rekor?: TestRekor, integratedTime?: number, loggedAs: Signer = signer): Layer {
   const signature = sign('sha256', payload, signer.privateKey)
   const annotations: Record<string, string> = { 'dev.cosignproject.cosign/signature': signature.toString('base64') }
   if (signer.certificate) annotations['dev.sigstore.cosign/certificate'] = signer.certificate.pem
   if (rekor) {
-    const entry = rekor.log({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { data: { hash: { algorithm: 'sha256', value: sha256(payload).slice(7) } }, signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(signer.verifierPem).toString('base64') } } } }, integratedTime)
+    const entry = rekor.log({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { data: { hash: { algorithm: 'sha256', value: sha256(payload).slice(7) } }, signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(loggedAs.verifierPem).toString('base64') } } } }, integratedTime)
     annotations['dev.sigstore.cosign/bundle'] = rekorBundleAnnotation(entry)
   }
   return { descriptor: { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha256(payload), size: payload.length, annotations }, bytes: payload }

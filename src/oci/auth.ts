@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { PromoteError } from '../errors.js'
+import { untrusted } from '../untrusted.js'
 import type { Credential, CredentialSource } from './credentials.js'
 import { isLoopbackHost } from './reference.js'
 import { headerValue, readLimited, redactUrl, type HttpResponse, type Transport } from './transport.js'
@@ -77,20 +78,20 @@ export function checkRealm(realm: string, registryUrl: URL): URL {
   try {
     url = new URL(realm)
   } catch {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm "${realm}", which is not a URL`)
+    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm "${untrusted(realm)}", which is not a URL`)
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names a token realm with scheme ${url.protocol}`)
+    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names a token realm with scheme ${untrusted(url.protocol)}`)
   }
   // Link-local is where cloud metadata services live: no registry has a reason to send credentials there.
   if (isLinkLocal(url.hostname) && !isLinkLocal(registryUrl.hostname)) {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${redactUrl(url)}, a link-local address (where cloud metadata services live); refused`)
+    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${untrusted(redactUrl(url))}, a link-local address (where cloud metadata services live); refused`)
   }
   if (isPrivateAddress(url.hostname) && !isPrivateAddress(registryUrl.hostname)) {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${redactUrl(url)}, a private or link-local address it does not live on; refused`)
+    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${untrusted(redactUrl(url))}, a private or link-local address it does not live on; refused`)
   }
   if (url.protocol === 'http:' && registryUrl.protocol === 'https:') {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} is served over https but names a plain-http token realm ${redactUrl(url)}; credentials would travel in clear`)
+    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} is served over https but names a plain-http token realm ${untrusted(redactUrl(url))}; credentials would travel in clear`)
   }
   return url
 }
@@ -161,7 +162,7 @@ export class RegistryAuth {
     const challenges = header ? parseChallenges(header) : []
     const chosen = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic')
     if (!chosen) {
-      throw new PromoteError('UNAUTHORIZED', `${this.#registry} answered 401 without a Basic or Bearer challenge (WWW-Authenticate: ${header ?? 'missing'})`)
+      throw new PromoteError('UNAUTHORIZED', `${this.#registry} answered 401 without a Basic or Bearer challenge (WWW-Authenticate: ${header === undefined ? 'missing' : untrusted(header)})`)
     }
     if (chosen.scheme === 'bearer' && !chosen.params['realm']) {
       throw new PromoteError('UNAUTHORIZED', `${this.#registry} sent a Bearer challenge without a realm`)
@@ -243,18 +244,18 @@ export class RegistryAuth {
         return { method: 'GET' as const, url, headers }
       },
       async (res) => {
-        const body = await readLimited(res, MAX_TOKEN_RESPONSE_BYTES, `token response from ${redactUrl(realm)}`)
+        const body = await readLimited(res, MAX_TOKEN_RESPONSE_BYTES, `token response from ${untrusted(redactUrl(realm))}`)
         if (res.status === 401 || res.status === 403) {
-          throw new PromoteError('UNAUTHORIZED', `${this.#registry}: the token server ${redactUrl(realm)} refused ${credential ? 'the credentials' : 'anonymous access'} (HTTP ${res.status}). ${credential ? 'Check the username and password or token' : 'Log in first (docker/login-action) or set github-token for ghcr.io'}`)
+          throw new PromoteError('UNAUTHORIZED', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} refused ${credential ? 'the credentials' : 'anonymous access'} (HTTP ${res.status}). ${credential ? 'Check the username and password or token' : 'Log in first (docker/login-action) or set github-token for ghcr.io'}`)
         }
         if (res.status !== 200) {
-          throw new PromoteError('REGISTRY_ERROR', `${this.#registry}: the token server ${redactUrl(realm)} answered HTTP ${res.status}`, { transient: res.status >= 500 })
+          throw new PromoteError('REGISTRY_ERROR', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} answered HTTP ${res.status}`, { transient: res.status >= 500 })
         }
         let parsed: { token?: unknown; access_token?: unknown }
         try {
           parsed = JSON.parse(body.toString('utf8')) as typeof parsed
         } catch (error) {
-          throw new PromoteError('UNAUTHORIZED', `${this.#registry}: the token server ${redactUrl(realm)} answered something other than JSON`, { cause: error })
+          throw new PromoteError('UNAUTHORIZED', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} answered something other than JSON`, { cause: error })
         }
         const value = typeof parsed.token === 'string' && parsed.token ? parsed.token : parsed.access_token
         if (typeof value !== 'string' || value === '') {
@@ -280,7 +281,7 @@ export class RegistryAuth {
     if (granted && !granted.has(action) && !granted.has('*')) {
       const credential = await this.#credentials.lookup(this.#registry)
       const who = credential?.kind === 'basic' ? `user "${credential.username}"` : credential ? 'the configured token' : 'anonymous access'
-      throw new PromoteError('DENIED', `${this.#registry}: the token server grants ${who} ${granted.size ? [...granted].join(',') : 'no access'} on ${repository}, not ${action}. Use credentials that may ${action} there`)
+      throw new PromoteError('DENIED', `${this.#registry}: the token server grants ${who} ${granted.size ? untrusted([...granted].join(',')) : 'no access'} on ${repository}, not ${action}. Use credentials that may ${action} there`)
     }
   }
 

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { PromoteError, errorMessage } from '../errors.js'
+import { untrusted } from '../untrusted.js'
 import { DOCKER_HUB, canonicalRegistry } from './reference.js'
 
 export type Credential =
@@ -179,7 +180,7 @@ export class DockerCredentials implements CredentialSource {
       // The helper protocol's answer for "nothing stored": https://github.com/docker/docker-credential-helpers
       if (/credentials not found/i.test(result.stdout + result.stderr)) return undefined
       const lastLine = (result.stderr || result.stdout).trim().split(/\r?\n/).pop() ?? ''
-      throw new PromoteError('CREDENTIALS', `credential helper ${program} failed for ${registry} (exit ${result.exitCode}): ${lastLine}`)
+      throw new PromoteError('CREDENTIALS', `credential helper ${program} failed for ${registry} (exit ${result.exitCode}): ${untrusted(lastLine)}`)
     }
     let answer: { Username?: string; Secret?: string }
     try {

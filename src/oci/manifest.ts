@@ -1,4 +1,5 @@
 import { PromoteError } from '../errors.js'
+import { untrusted } from '../untrusted.js'
 import { SHA256_DIGEST, sha256Digest } from './digest.js'
 import { INDEX_MEDIA_TYPES, isManifestMediaType } from './media-types.js'
 
@@ -78,7 +79,7 @@ function parseJson(bytes: Buffer, label: string): Record<string, unknown> {
 export function toManifest(bytes: Buffer, contentType: string | undefined, label: string): Manifest {
   const json = parseJson(bytes, label)
   if (json['schemaVersion'] !== 2) {
-    const what = json['schemaVersion'] === 1 ? 'a Docker schema 1 manifest (deprecated; not supported)' : `schemaVersion ${JSON.stringify(json['schemaVersion'] ?? null)}`
+    const what = json['schemaVersion'] === 1 ? 'a Docker schema 1 manifest (deprecated; not supported)' : `schemaVersion ${untrusted(JSON.stringify(json['schemaVersion'] ?? null), 40)}`
     throw new PromoteError('MANIFEST_INVALID', `${label} is ${what}; oci-promote copies OCI and Docker v2 manifests and indexes`)
   }
   const declared = typeof json['mediaType'] === 'string' ? json['mediaType'] : undefined
@@ -91,7 +92,7 @@ export function toManifest(bytes: Buffer, contentType: string | undefined, label
       : 'application/vnd.oci.image.manifest.v1+json'
   }
   if (!mediaType || !isManifestMediaType(mediaType)) {
-    throw new PromoteError('MANIFEST_INVALID', `${label} is media type ${mediaType ?? header ?? 'unknown'}; oci-promote copies OCI and Docker v2 manifests and indexes`)
+    throw new PromoteError('MANIFEST_INVALID', `${label} is media type ${untrusted(mediaType ?? header ?? 'unknown')}; oci-promote copies OCI and Docker v2 manifests and indexes`)
   }
   return { bytes, mediaType, digest: sha256Digest(bytes) }
 }
@@ -118,7 +119,7 @@ export function parseManifest(manifest: Manifest, label: string): ManifestConten
 
 export function describePlatform(platform: Platform | undefined): string {
   if (!platform) return 'unknown platform'
-  return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/')
+  return untrusted([platform.os, platform.architecture, platform.variant].filter(Boolean).join('/'), 64)
 }
 
 /** The descriptors of a referrers response (an OCI image index). */

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import { PromoteError } from '../errors.js'
+import { untrusted } from '../untrusted.js'
 import { RegistryAuth } from './auth.js'
 import type { CredentialSource } from './credentials.js'
 import { SHA256_DIGEST } from './digest.js'
@@ -41,7 +42,7 @@ export async function responseError(res: HttpResponse, what: string): Promise<Pr
     res.body.destroy()
   }
   const transient = res.status === 408 || res.status === 429 || res.status >= 500
-  return new PromoteError('REGISTRY_ERROR', `${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`, { transient })
+  return new PromoteError('REGISTRY_ERROR', `${what}: HTTP ${res.status}${detail ? ` (${untrusted(detail)})` : ''}`, { transient })
 }
 
 export interface RegistryClientOptions {
@@ -150,7 +151,7 @@ export class RemoteRepository implements Repository {
       const manifest = toManifest(bytes, headerValue(res.headers, 'content-type'), `manifest ${this.name}:${reference}`)
       const claimed = headerValue(res.headers, 'docker-content-digest')
       if (claimed && claimed !== manifest.digest) {
-        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} claims ${this.name}:${reference} is ${claimed}, but the bytes it sent hash to ${manifest.digest}; refusing a registry that misreports digests`)
+        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} claims ${this.name}:${reference} is ${untrusted(claimed)}, but the bytes it sent hash to ${manifest.digest}; refusing a registry that misreports digests`)
       }
       if (SHA256_DIGEST.test(reference) && reference !== manifest.digest) {
         throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} answered a request for ${this.name}@${reference} with bytes that hash to ${manifest.digest}`)

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { Agent, EnvHttpProxyAgent, request } from './http.js'
 import { PromoteError } from '../errors.js'
+import { untrusted } from '../untrusted.js'
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 
@@ -108,12 +109,12 @@ export function headerValue(
 
 function networkError(error: unknown, req: HttpRequest, signal?: AbortSignal): PromoteError {
   if (error instanceof PromoteError) return error
-  const where = `${req.method} ${redactUrl(req.url)}`
+  const where = `${req.method} ${untrusted(redactUrl(req.url))}`
   if (signal?.aborted) {
     return new PromoteError('TIMEOUT', `${where}: the run's deadline passed`, { cause: error })
   }
   const code = (error as { code?: string }).code ?? ''
-  const detail = error instanceof Error ? error.message : String(error)
+  const detail = untrusted(error instanceof Error ? error.message : String(error))
   if (code.endsWith('TIMEOUT')) {
     return new PromoteError('TIMEOUT', `${where}: timed out (${detail})`, { cause: error, transient: true })
   }
@@ -227,7 +228,7 @@ export class Transport {
       } catch (error) {
         throw networkError(error, current, this.#signal)
       }
-      this.#debug(`${current.method} ${redactUrl(current.url)} -> ${res.statusCode}`)
+      this.#debug(`${current.method} ${untrusted(redactUrl(current.url))} -> ${res.statusCode}`)
       const response: HttpResponse = {
         status: res.statusCode,
         headers: res.headers,
@@ -239,14 +240,14 @@ export class Transport {
       if (!REDIRECT_STATUS.has(res.statusCode) || !location || !followable) return response
       await res.body.dump()
       if (hop >= MAX_REDIRECTS) {
-        throw new PromoteError('REDIRECT_REFUSED', `${current.method} ${redactUrl(req.url)}: more than ${MAX_REDIRECTS} redirects`)
+        throw new PromoteError('REDIRECT_REFUSED', `${current.method} ${untrusted(redactUrl(req.url))}: more than ${MAX_REDIRECTS} redirects`)
       }
       const next = new URL(location, current.url)
       if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-        throw new PromoteError('REDIRECT_REFUSED', `${redactUrl(current.url)} redirected to a ${next.protocol} URL`)
+        throw new PromoteError('REDIRECT_REFUSED', `${untrusted(redactUrl(current.url))} redirected to a ${untrusted(next.protocol)} URL`)
       }
       if (current.url.protocol === 'https:' && next.protocol === 'http:') {
-        throw new PromoteError('REDIRECT_REFUSED', `${redactUrl(current.url)} redirected from https to plain http (${redactUrl(next)})`)
+        throw new PromoteError('REDIRECT_REFUSED', `${untrusted(redactUrl(current.url))} redirected from https to plain http (${untrusted(redactUrl(next))})`)
       }
       if (next.origin !== req.url.origin) {
         headers = Object.fromEntries(

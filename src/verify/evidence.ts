@@ -25,12 +25,19 @@ const MAX_PAYLOAD_BYTES = 1024 * 1024
 const MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 export const SIGSTORE_BUNDLE_PREFIX = 'application/vnd.dev.sigstore.bundle'
 
+/** Why a bundle cannot be read, keeping the offending fields @sigstore/bundle lists. */
+function unreadable(error: unknown): string {
+  const fields = (error as { fields?: unknown }).fields
+  const listed = Array.isArray(fields) && fields.length ? ` (${fields.map(String).join(', ')})` : ''
+  return `cannot be read: ${errorMessage(error)}${listed}`
+}
+
 async function attempt(base: Omit<Evidence, 'bundle' | 'payload' | 'problem'>, read: () => Promise<Pick<Evidence, 'bundle' | 'payload'>>): Promise<Evidence> {
   try {
     return { ...base, ...(await read()) }
   } catch (error) {
     // Anything malformed counts as unverified, never as a crash.
-    return { ...base, problem: `cannot be read: ${errorMessage(error)}` }
+    return { ...base, problem: unreadable(error) }
   }
 }
 
@@ -75,7 +82,7 @@ export function evidenceFromBundles(format: EvidenceFormat, subject: string, sou
     try {
       return { ...base, bundle: bundleFromJSON(json) }
     } catch (error) {
-      return { ...base, problem: `cannot be read: ${errorMessage(error)}` }
+      return { ...base, problem: unreadable(error) }
     }
   })
 }

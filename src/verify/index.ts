@@ -1,7 +1,9 @@
 import type { AttachmentListing } from '../attachments.js'
 import { PromoteError } from '../errors.js'
+import { untrusted } from '../untrusted.js'
 import type { Repository } from '../oci/repository.js'
-import { evidenceFromAttachments, type Evidence } from './evidence.js'
+import { sha256Digest } from '../oci/digest.js'
+import { evidenceFromAttachments, evidenceFromBundles, type Evidence } from './evidence.js'
 import type { SignaturePolicy } from './policy.js'
 import { TrustRoot, type TrustOptions } from './trust.js'
 import { NotVerified, SignatureVerifier, type VerifiedSignature } from './verifier.js'
@@ -38,7 +40,7 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
     const manifest = subject === input.root.digest ? input.root.bytes : undefined
     const outcomes = await Promise.allSettled(candidates.map((c) => input.verifier.verify(c, manifest)))
     const passed = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []))
-    const reasons = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason instanceof NotVerified ? `${o.reason.source}: ${o.reason.message}` : String(o.reason)] : []))
+    const reasons = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason instanceof NotVerified ? `${o.reason.source}: ${o.reason.message}` : untrusted(String(o.reason))] : []))
     verified.push(...passed)
     if (candidates.length === 0) {
       failures.push(`${input.repository.name}@${subject}: no signature or attestation found (looked at ${looked(input, subject)})`)
@@ -48,7 +50,7 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
   }
   const wanted = input.verifier.policy.attestationType
   if (failures.length === 0 && wanted && !verified.some((v) => v.subject === input.root.digest && v.predicateType === wanted)) {
-    const types = [...new Set(verified.filter((v) => v.predicateType).map((v) => v.predicateType))]
+    const types = [...new Set(verified.filter((v) => v.predicateType).map((v) => untrusted(v.predicateType)))]
     failures.push(`${input.repository.name}@${input.root.digest}: no verified attestation of type ${wanted}${types.length ? ` (verified types: ${types.join(', ')})` : ''}`)
   }
   if (failures.length > 0) {
@@ -69,6 +71,16 @@ export class ImageVerifier {
   verifyImage(input: Omit<ImageVerificationInput, 'verifier'>): Promise<VerifiedSignature[]> {
     return verifyImage({ ...input, verifier: this.signatures })
   }
+}
+
+/**
+ * One Sigstore bundle about a file, as the Sigstore conformance suite's
+ * `verify-bundle` checks it: the bundle's message digest or statement subject
+ * must be the artifact's sha256, under the policy and trust given.
+ */
+export async function verifyArtifactBundle(input: { readonly bundle: unknown; readonly artifact: Buffer; readonly policy: SignaturePolicy; readonly trust: TrustOptions }): Promise<VerifiedSignature> {
+  const [evidence] = evidenceFromBundles('sigstore-bundle', sha256Digest(input.artifact), 'bundle', [input.bundle])
+  return new SignatureVerifier(input.policy, new TrustRoot(input.trust)).verify(evidence!, input.artifact)
 }
 
 export function createImageVerifier(policy: SignaturePolicy, trust: TrustOptions): ImageVerifier {

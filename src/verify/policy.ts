@@ -18,8 +18,31 @@ export interface SignaturePolicy {
   readonly issuer: string
   /** Also require a verified in-toto attestation of this predicate type about the digest. */
   readonly attestationType?: string
+  /**
+   * The in-toto predicate types that count as a signature of the digest.
+   * Simple-signing and message signatures always do; an attestation only
+   * when its type is listed (see signaturePredicateTypes). `any`: a bundle
+   * about an artifact, as `verify-bundle` checks it, whatever its predicate.
+   */
+  readonly predicateTypes: readonly string[] | 'any'
   /** `index`: the promoted digest must be signed; `all`: every platform manifest of an index too. */
   readonly signedPlatforms: 'index' | 'all'
+}
+
+/** cosign v3 signs an image as an in-toto statement of this type (`cosign sign` with the new bundle format). */
+export const COSIGN_SIGN_PREDICATE_TYPE = 'https://sigstore.dev/cosign/sign/v1'
+/** SLSA provenance v1: what actions/attest-build-provenance signs, and what `gh attestation verify` accepts by default. */
+export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1'
+
+/**
+ * What says "built and signed by", as `cosign verify` (its sign predicate)
+ * and `gh attestation verify` (SLSA provenance v1 by default, or the
+ * `--predicate-type` asked for) read it; plus the type the policy requires.
+ * Any other attestation (an SBOM, a scan, a promotion record that says only
+ * "moved by") is a fact about the image, never its signature.
+ */
+export function signaturePredicateTypes(attestationType?: string): string[] {
+  return [...new Set([COSIGN_SIGN_PREDICATE_TYPE, SLSA_PROVENANCE_V1, ...(attestationType ? [attestationType] : [])])]
 }
 
 function escapeRegExp(text: string): string {

@@ -20,6 +20,30 @@ const EMPTY_ROOT = TrustedRoot.fromJSON({
   timestampAuthorities: []
 })
 
+interface RootAuthorities {
+  tlogs?: { publicKey?: { validFor?: { start?: unknown } } }[]
+  ctlogs?: { publicKey?: { validFor?: { start?: unknown } } }[]
+  certificateAuthorities?: { validFor?: { start?: unknown } }[]
+  timestampAuthorities?: { validFor?: { start?: unknown } }[]
+}
+
+/**
+ * Every log, CA and timestamp authority must say from when it is trusted:
+ * @sigstore/verify reads a missing start as the epoch, which would trust a
+ * key for signatures made before it existed (conformance case
+ * trust-root-tlog-missing-validity-start_fail).
+ */
+function requireValidityStarts(json: unknown): void {
+  const root = (json ?? {}) as RootAuthorities
+  const missing = [
+    ...(root.tlogs ?? []).map((t, i) => [`tlogs[${i}]`, t?.publicKey?.validFor?.start] as const),
+    ...(root.ctlogs ?? []).map((t, i) => [`ctlogs[${i}]`, t?.publicKey?.validFor?.start] as const),
+    ...(root.certificateAuthorities ?? []).map((c, i) => [`certificateAuthorities[${i}]`, c?.validFor?.start] as const),
+    ...(root.timestampAuthorities ?? []).map((c, i) => [`timestampAuthorities[${i}]`, c?.validFor?.start] as const)
+  ].filter(([, start]) => typeof start !== 'string' || start === '')
+  if (missing.length) throw new Error(`${missing.map(([where]) => where).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no validFor.start; every authority must say from when it is trusted`)
+}
+
 /** Loads the trusted root once, and only if a signature needs it (key-only runs without a log need none). */
 export class TrustRoot {
   readonly #options: TrustOptions
@@ -50,6 +74,7 @@ export class TrustRoot {
       throw new PromoteError('INPUT_INVALID', `input "trusted-root": cannot read a trusted_root.json from ${path}: ${errorMessage(error)}`, { cause: error })
     }
     try {
+      requireValidityStarts(json)
       const root = TrustedRoot.fromJSON(json)
       if (root.certificateAuthorities.length + root.tlogs.length + root.timestampAuthorities.length === 0) throw new Error('it lists no certificate authority, transparency log or timestamp authority')
       return root

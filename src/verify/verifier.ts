@@ -4,6 +4,8 @@ import type { Bundle } from '@sigstore/bundle'
 import type { TrustedRoot } from '@sigstore/protobuf-specs'
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer } from '@sigstore/verify'
 import { errorMessage } from '../errors.js'
+import { untrusted } from '../untrusted.js'
+import { checkChainHasNoRoot, checkIdentityBytes, checkLogEntriesName, leafCertificate, verifiedLogIndex } from './material.js'
 import { SIMPLE_SIGNING_TYPE } from './cosign.js'
 import type { Evidence, EvidenceFormat } from './evidence.js'
 import type { SignaturePolicy } from './policy.js'
@@ -27,13 +29,13 @@ export interface VerifiedSignature {
   readonly predicate?: unknown
 }
 
+/** Why one piece of evidence did not verify: one line, its hostile parts already escaped. */
 export class NotVerified extends Error {
   constructor(readonly source: string, reason: string) {
-    super(reason)
+    super(untrusted(reason, 2048))
     this.name = 'NotVerified'
   }
 }
-
 
 interface Binding {
   readonly predicateType?: string
@@ -57,26 +59,34 @@ function signedArtifact(evidence: Evidence, bundle: Bundle, subjectManifest: Buf
 
 /**
  * What @sigstore/verify leaves to the caller: that the signed content names
- * this very digest, so a signature of another image replayed here fails.
+ * this very digest, so a signature of another image replayed here fails, and
+ * that an attestation is of a type the policy takes as a signature of the
+ * image (a promotion record or an SBOM signed by the trusted identity is not).
  */
-function checkBinding(evidence: Evidence, bundle: Bundle): Binding {
+function checkBinding(evidence: Evidence, bundle: Bundle, predicateTypes: SignaturePolicy['predicateTypes']): Binding {
   const hex = evidence.subject.slice('sha256:'.length)
   if (bundle.content.$case === 'dsseEnvelope') {
     const envelope = bundle.content.dsseEnvelope
     if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) throw new Error(`its DSSE payload is ${envelope.payloadType}, not an in-toto statement`)
     const statement = JSON.parse(envelope.payload.toString('utf8')) as { subject?: { digest?: Record<string, string> }[]; predicateType?: unknown; predicate?: unknown }
-    const named = (statement.subject ?? []).some((s) => s.digest?.['sha256']?.toLowerCase() === hex)
+    const subjects = Array.isArray(statement.subject) ? statement.subject : []
+    const named = subjects.some((s) => s?.digest?.['sha256']?.toLowerCase?.() === hex)
     if (!named) {
-      const others = (statement.subject ?? []).map((s) => Object.entries(s.digest ?? {}).map(([a, d]) => `${a}:${d}`).join(',')).join('; ')
+      const others = subjects.map((s) => Object.entries(s?.digest ?? {}).map(([a, d]) => `${a}:${String(d)}`).join(',')).join('; ')
       throw new Error(`its statement is about ${others || 'nothing'}, not ${evidence.subject}`)
     }
-    return typeof statement.predicateType === 'string' ? { predicateType: statement.predicateType, predicate: statement.predicate } : {}
+    const predicateType = typeof statement.predicateType === 'string' ? statement.predicateType : undefined
+    if (predicateTypes !== 'any' && (!predicateType || !predicateTypes.includes(predicateType))) {
+      throw new Error(`it is an attestation of type ${predicateType ?? '(none)'}, which this policy does not take as a signature of the image (accepted: ${predicateTypes.join(', ')})`)
+    }
+    return { predicateType, predicate: statement.predicate }
   }
   if (evidence.format === 'cosign-signature') {
-    const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: string; image?: Record<string, string> } }
-    if (simple.critical?.type?.toLowerCase() !== SIMPLE_SIGNING_TYPE) throw new Error(`its payload type is ${simple.critical?.type ?? 'missing'}, not "${SIMPLE_SIGNING_TYPE}"`)
+    const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: unknown; image?: Record<string, unknown> } }
+    const type = simple.critical?.type
+    if (typeof type !== 'string' || type.toLowerCase() !== SIMPLE_SIGNING_TYPE) throw new Error(`its payload type is ${String(type ?? 'missing')}, not "${SIMPLE_SIGNING_TYPE}"`)
     const signed = simple.critical?.image?.['docker-manifest-digest']
-    if (signed !== evidence.subject) throw new Error(`it signs ${signed ?? 'no digest'}, not ${evidence.subject}`)
+    if (signed !== evidence.subject) throw new Error(`it signs ${String(signed ?? 'no digest')}, not ${evidence.subject}`)
   }
   return {}
 }
@@ -85,6 +95,20 @@ function describeFailure(error: unknown): string {
   const code = (error as { code?: unknown }).code
   const message = errorMessage(error)
   return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message
+}
+
+/**
+ * Runs @sigstore/verify. Its VerificationErrors (with a code) say why a
+ * signature fails; anything else it throws (a TypeError on a bundle it did not
+ * expect) is reported as what it means for the user.
+ */
+function library<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (error) {
+    if (typeof (error as { code?: unknown }).code === 'string') throw error
+    throw new Error(`this bundle cannot be verified: ${errorMessage(error)}`, { cause: error })
+  }
 }
 
 /** Verifies evidence against a policy with @sigstore/verify, plus the checks the library leaves to us. */
@@ -111,7 +135,9 @@ export class SignatureVerifier {
       const material = toTrustMaterial(root, () => ({ publicKey: key, validFor: () => true }))
       const verifier = new Verifier(material, { tlogThreshold: logged ? 1 : 0, ctlogThreshold: 0, timestampThreshold: logged ? 1 : 0 })
       try {
-        return { signer: verifier.verify(toSignedEntity(bundle, artifact)), key }
+        const signer = library(() => verifier.verify(toSignedEntity(bundle, artifact)))
+        checkLogEntriesName(bundle, key)
+        return { signer, key }
       } catch (error) {
         failures.push(describeFailure(error))
       }
@@ -123,15 +149,23 @@ export class SignatureVerifier {
     const identity = this.policy.identity
     if (!identity) throw new Error('it is a keyless signature, and the policy names no certificate-identity')
     const root = await this.trust.load()
+    const leaf = library(() => leafCertificate(bundle))
+    if (!leaf) throw new Error('its certificate is missing')
+    checkIdentityBytes(leaf)
+    checkChainHasNoRoot(bundle, root)
     const verifier = new Verifier(toTrustMaterial(root), {
       tlogThreshold: root.tlogs.length > 0 ? 1 : 0,
       ctlogThreshold: root.ctlogs.length > 0 ? 1 : 0,
       timestampThreshold: 1
     })
-    return verifier.verify(toSignedEntity(bundle, artifact), {
-      subjectAlternativeName: identity.pattern,
-      extensions: { issuer: this.policy.issuer }
-    })
+    const signer = library(() =>
+      verifier.verify(toSignedEntity(bundle, artifact), {
+        subjectAlternativeName: identity.pattern,
+        extensions: { issuer: this.policy.issuer }
+      })
+    )
+    checkLogEntriesName(bundle, signer.key)
+    return signer
   }
 
   /** Resolves with what verified, or rejects with NotVerified saying why. */
@@ -153,8 +187,8 @@ export class SignatureVerifier {
         }
       }
       // Checked after the signature, so a forged signature is reported as such first.
-      const binding = checkBinding(evidence, bundle)
-      const logIndex = bundle.verificationMaterial.tlogEntries[0]?.logIndex
+      const binding = checkBinding(evidence, bundle, this.policy.predicateTypes)
+      const logIndex = verifiedLogIndex(bundle)
       return { format: evidence.format, subject: evidence.subject, source: evidence.source, ...identity, ...binding, ...(logIndex !== undefined ? { logIndex } : {}) }
     } catch (error) {
       throw new NotVerified(evidence.source, describeFailure(error))
