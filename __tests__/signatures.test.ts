@@ -8,7 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildImage, buildMultiArch, type Image } from '../scripts/lib/images.ts'
+import { buildImage, buildMultiArch, sha256, type Image } from '../scripts/lib/images.ts'
 import { exactIdentity, identityRegexp, signaturePredicateTypes, type SignaturePolicy } from '../src/verify/policy.ts'
 import { githubAttestations } from '../src/verify/github.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
@@ -80,6 +80,12 @@ async function promote(repo: string, policy: Partial<SignaturePolicy>, extra: Pa
   } finally {
     await h.close()
   }
+}
+
+/** A manifest written as given, however malformed, as anyone with push access could. */
+async function putRaw(registryUrl: string, repo: string, reference: string, mediaType: string, bytes: Buffer): Promise<void> {
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${reference}`, { method: 'PUT', headers: { 'content-type': mediaType }, body: bytes })
+  if (res.status !== 201) throw new Error(`seeding ${reference}: ${res.status} ${await res.text()}`)
 }
 
 /** Verifies at the destination with a fresh run, as a deploy job's required check would. */
@@ -308,6 +314,29 @@ describe('every negative case fails closed, with a clear message and no write', 
     const { result, error } = await promote(repo, { ...byIdentity(), attestationType: 'https://spdx.dev/Document' })
     expect(error).toBeUndefined()
     expect(result!.verified.map((v) => v.predicateType)).toEqual(['https://spdx.dev/Document'])
+  })
+
+  it('malformed attachments beside a valid signature are skipped with a note, never fatal, and never carried', async () => {
+    const { repo, image } = await seed()
+    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(keyless, simpleSigningPayload(repo, image.digest), rekor)])
+    // Anyone with push access can add these: an SBOM tag whose layer has size -1, and a fallback index entry with size -1.
+    const sbom = Buffer.from('{"spdxVersion":"SPDX-2.3"}')
+    await pushLegacyTag(primary.url, repo, image.digest, 'sbom', [{ bytes: sbom, descriptor: { mediaType: 'text/spdx+json', digest: sha256(sbom), size: -1, annotations: {} } }])
+    const referrer = await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(image.digest, SLSA), rekor), SLSA)
+    const fallback = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: referrer, size: -1 }] }
+    await putRaw(primary.url, repo, image.digest.replace(':', '-'), fallback.mediaType, Buffer.from(JSON.stringify(fallback)))
+
+    const { result, error } = await promote(repo, byIdentity())
+    expect(error).toBeUndefined()
+    expect(result!.verified).toEqual([expect.objectContaining({ format: 'cosign-signature', identity: IDENTITY })])
+    expect(result!.notes).toEqual(expect.arrayContaining([
+      expect.stringMatching(new RegExp(`${image.digest.replace(':', '-')}\\.sbom: .*layers\\[0\\] is not a valid descriptor.*; skipped`)),
+      expect.stringMatching(/manifests\[0\] is not a valid descriptor .*; skipped/)
+    ]))
+    expect(result!.attachmentsCopied).toBe(1)
+    expect(await tagDigest(secondary.url, repo, `${image.digest.replace(':', '-')}.sbom`)).toBeUndefined()
+    expect(await tagDigest(secondary.url, repo, image.digest.replace(':', '-'))).toBeUndefined()
+    await verifyAt(repo, byIdentity())
   })
 
   it('malformed annotations and a malformed bundle are counted as unverified, not as a crash', async () => {

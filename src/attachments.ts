@@ -1,9 +1,11 @@
 import type { LimitFunction } from 'p-limit'
 import { copyImageContent, type CopyOptions } from './copy.js'
 import { digestTag } from './oci/digest.js'
+import { PromoteError, type ErrorCode } from './errors.js'
 import { parseManifest, toManifest, type Descriptor, type Manifest, type ManifestContent } from './oci/manifest.js'
 import { ReferrerIndex, listReferrers } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
+import { untrusted } from './untrusted.js'
 
 /** Cosign's legacy tag suffixes: https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md */
 export const LEGACY_SUFFIXES = ['sig', 'att', 'sbom'] as const
@@ -33,26 +35,46 @@ export interface AttachmentListing {
   readonly referrersVia: Readonly<Record<string, 'api' | 'tag' | 'none'>>
 }
 
+// What a malformed or missing attachment throws: evidence that counts as nothing, not a fault of the run.
+const CONTENT_ERRORS: ReadonlySet<ErrorCode> = new Set(['MANIFEST_INVALID', 'MANIFEST_TOO_LARGE', 'MANIFEST_UNKNOWN', 'DIGEST_MISMATCH', 'BLOB_UNKNOWN', 'BLOB_MISMATCH'])
+
+/**
+ * Runs one attachment's read or copy alone: when what the store holds is
+ * malformed, it is skipped with a note. Anyone who can push to a repository
+ * can attach anything, and that must never block a correctly signed image.
+ */
+async function alone<T>(notes: string[], what: string, work: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await work()
+  } catch (error) {
+    if (!(error instanceof PromoteError) || !CONTENT_ERRORS.has(error.code)) throw error
+    notes.push(`${what}: ${untrusted(error.message)}; skipped`)
+    return undefined
+  }
+}
+
 function describe(manifest: Manifest): Descriptor {
   return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length }
 }
 
-async function legacyTags(repository: Repository, subject: string): Promise<Attachment[]> {
+async function legacyTags(repository: Repository, subject: string, notes: string[]): Promise<Attachment[]> {
   const found = await Promise.all(
-    LEGACY_SUFFIXES.map(async (kind): Promise<Attachment | undefined> => {
+    LEGACY_SUFFIXES.map((kind) => {
       const reference = `${digestTag(subject)}.${kind}`
-      const manifest = await repository.fetchManifest(reference)
-      if (!manifest) return undefined
-      const content = parseManifest(manifest, `${repository.name}:${reference}`)
-      if (content.isIndex) return undefined
-      return { subject, kind, reference, manifest, descriptor: describe(manifest), content }
+      return alone(notes, `${repository.name}:${reference}`, async (): Promise<Attachment | undefined> => {
+        const manifest = await repository.fetchManifest(reference)
+        if (!manifest) return undefined
+        const content = parseManifest(manifest, `${repository.name}:${reference}`)
+        if (content.isIndex) return undefined
+        return { subject, kind, reference, manifest, descriptor: describe(manifest), content }
+      })
     })
   )
   return found.filter((a): a is Attachment => a !== undefined)
 }
 
 async function referrers(repository: Repository, subject: string, notes: string[], limit: LimitFunction): Promise<{ attachments: Attachment[]; via: 'api' | 'tag' | 'none' }> {
-  const listing = await listReferrers(repository, subject)
+  const listing = (await alone(notes, `${repository.name}: the referrers of ${subject}`, () => listReferrers(repository, subject))) ?? { descriptors: [], via: 'none' as const, notes: [] }
   notes.push(...listing.notes)
   let descriptors = listing.descriptors
   if (descriptors.length > MAX_REFERRERS) {
@@ -61,20 +83,22 @@ async function referrers(repository: Repository, subject: string, notes: string[
   }
   const attachments = await Promise.all(
     descriptors.map((descriptor) =>
-      limit(async (): Promise<Attachment | undefined> => {
-        const manifest = await repository.fetchManifest(descriptor.digest)
-        if (!manifest) {
-          notes.push(`${repository.name}: referrer ${descriptor.digest} of ${subject} is listed but missing`)
-          return undefined
-        }
-        const content = parseManifest(manifest, `referrer ${descriptor.digest}`)
-        // A listing is only a hint: the referrer itself must name this subject.
-        if (content.subject?.digest !== subject) {
-          notes.push(`${repository.name}: ${descriptor.digest} is listed as a referrer of ${subject} but names ${content.subject?.digest ?? 'no subject'}; ignored`)
-          return undefined
-        }
-        return { subject, kind: 'referrer', reference: descriptor.digest, manifest, descriptor, content }
-      })
+      limit(() =>
+        alone(notes, `${repository.name}: referrer ${descriptor.digest} of ${subject}`, async (): Promise<Attachment | undefined> => {
+          const manifest = await repository.fetchManifest(descriptor.digest)
+          if (!manifest) {
+            notes.push(`${repository.name}: referrer ${descriptor.digest} of ${subject} is listed but missing`)
+            return undefined
+          }
+          const content = parseManifest(manifest, `referrer ${descriptor.digest}`)
+          // A listing is only a hint: the referrer itself must name this subject.
+          if (content.subject?.digest !== subject) {
+            notes.push(`${repository.name}: ${descriptor.digest} is listed as a referrer of ${subject} but names ${content.subject?.digest ?? 'no subject'}; ignored`)
+            return undefined
+          }
+          return { subject, kind: 'referrer', reference: descriptor.digest, manifest, descriptor, content }
+        })
+      )
     )
   )
   return { attachments: attachments.filter((a): a is Attachment => a !== undefined), via: listing.via }
@@ -86,7 +110,7 @@ export async function findAttachments(repository: Repository, subjects: readonly
   const referrersVia: Record<string, 'api' | 'tag' | 'none'> = {}
   const perSubject = await Promise.all(
     subjects.map(async (subject) => {
-      const [tags, refs] = await Promise.all([legacyTags(repository, subject), referrers(repository, subject, notes, limit)])
+      const [tags, refs] = await Promise.all([legacyTags(repository, subject, notes), referrers(repository, subject, notes, limit)])
       referrersVia[subject] = refs.via
       return [...tags, ...refs.attachments]
     })
@@ -107,6 +131,8 @@ function mergeLegacy(existing: Manifest, incoming: Attachment, label: string): M
 export interface AttachmentCopyResult {
   copied: number
   present: number
+  /** Attachments that could not be carried (a blob missing at the source, …): said, and left behind. */
+  notes: string[]
 }
 
 /**
@@ -115,11 +141,11 @@ export interface AttachmentCopyResult {
  * in the fallback index where the destination has no referrers API.
  */
 export async function copyAttachments(attachments: readonly Attachment[], from: Repository, to: Repository, options: CopyOptions): Promise<AttachmentCopyResult> {
-  const result: AttachmentCopyResult = { copied: 0, present: 0 }
+  const result: AttachmentCopyResult = { copied: 0, present: 0, notes: [] }
   const referrers = new ReferrerIndex(to)
 
   await Promise.all(
-    attachments.map(async (attachment) => {
+    attachments.map((attachment) => alone(result.notes, `carrying ${from.name}:${attachment.reference} to ${to.name}`, async () => {
       await copyImageContent({ root: attachment.manifest, children: [], blobs: attachment.content.blobs, platforms: [] }, from, to, options)
       if (attachment.kind !== 'referrer') {
         const existing = await to.fetchManifest(attachment.reference)
@@ -141,7 +167,7 @@ export async function copyAttachments(attachments: readonly Attachment[], from: 
       const listed = await referrers.add(attachment.subject, attachment.descriptor)
       if (present && !listed) result.present++
       else result.copied++
-    })
+    }))
   )
   return result
 }

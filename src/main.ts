@@ -10,10 +10,22 @@ import { promote, type PromoteDependencies, type PromotionResult } from './promo
 import { rollback } from './rollback.js'
 import { renderSummary } from './summary.js'
 import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
+import { commandSafe, untrusted } from './untrusted.js'
 import type { ImageVerifier } from './verify/index.js'
 import type { SignaturePolicy } from './verify/policy.js'
 
 const USER_AGENT = 'oci-promote/0.1'
+
+/**
+ * Every line this action writes goes through here: whatever a message
+ * carries, none of its lines can start a workflow command.
+ */
+const log = {
+  info: (message: string) => core.info(commandSafe(message)),
+  debug: (message: string) => core.debug(commandSafe(message)),
+  warning: (message: string) => core.warning(commandSafe(message)),
+  fail: (message: string) => core.setFailed(commandSafe(message))
+}
 
 /** Sigstore is loaded only when a policy needs it: it is most of the bundle's start-up cost. */
 async function createVerifier(inputs: Inputs, policy: SignaturePolicy | undefined): Promise<ImageVerifier | undefined> {
@@ -90,7 +102,7 @@ async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
   const repository = env['GITHUB_REPOSITORY']
   const ref = env['GITHUB_SHA'] ?? env['GITHUB_REF']
   if (!inputs.githubToken || !repository || !ref) {
-    core.warning('github-deployment: no deployment recorded; it needs github-token and the GITHUB_REPOSITORY and GITHUB_SHA of a workflow run')
+    log.warning('github-deployment: no deployment recorded; it needs github-token and the GITHUB_REPOSITORY and GITHUB_SHA of a workflow run')
     return
   }
   try {
@@ -104,9 +116,9 @@ async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
       ...(env['GITHUB_API_URL'] ? { apiUrl: env['GITHUB_API_URL'] } : {}),
       ...(env['GITHUB_RUN_ID'] ? { logUrl: `${server}/${repository}/actions/runs/${env['GITHUB_RUN_ID']}` } : {})
     })
-    core.info(`GitHub deployment ${deployment.id} of ${inputs.promotion.environment} recorded`)
+    log.info(`GitHub deployment ${deployment.id} of ${inputs.promotion.environment} recorded`)
   } catch (error) {
-    core.warning(`github-deployment: the promotion succeeded but no deployment was recorded (${errorMessage(error)}). The job needs "permissions: deployments: write"`)
+    log.warning(`github-deployment: the promotion succeeded but no deployment was recorded (${untrusted(errorMessage(error))}). The job needs "permissions: deployments: write"`)
   }
 }
 
@@ -122,7 +134,7 @@ export async function run(): Promise<void> {
   try {
     const inputs = getInputs()
     const deadline = AbortSignal.timeout(inputs.deadlineSeconds * 1000)
-    transport = new Transport({ userAgent: USER_AGENT, debug: (m) => core.debug(m), signal: deadline })
+    transport = new Transport({ userAgent: USER_AGENT, debug: log.debug, signal: deadline })
     const verifier = await createVerifier(inputs, inputs.signaturePolicy)
     const gate = inputs.promotion.gate
     const recordVerifier = await createVerifier(inputs, inputs.promotion.recordPolicy)
@@ -154,7 +166,7 @@ export async function run(): Promise<void> {
         repository: (ref) => stores.repository(ref),
         declareAccess: (ref, action) => stores.declareAccess(ref, action),
         checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
-        log: { info: (m) => core.info(m), debug: (m) => core.debug(m) },
+        log,
         retry: transport.retryPolicy,
         signal: deadline,
         ...(verifier ? { verifier } : {}),
@@ -170,15 +182,16 @@ export async function run(): Promise<void> {
         : await promote({ ...request, source: inputs.image, mode: inputs.mode, ...(inputs.digest ? { expectedDigest: inputs.digest } : {}) }, deps)
     setOutputs(result)
     if (inputs.githubDeployment && result.mode === 'promote') await deploy(inputs, result)
-    for (const d of result.destinations) core.info(`${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`)
-    for (const note of result.notes) core.warning(note)
+    for (const d of result.destinations) log.info(`${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`)
+    for (const note of result.notes) log.warning(note)
     if (inputs.showSummary) {
       await core.summary.addRaw(renderSummary(result, { signaturesChecked: verifier !== undefined })).write()
     }
   } catch (error) {
-    core.setFailed(errorMessage(error))
+    log.fail(errorMessage(error))
+    // The cause is whatever a library threw, often with a registry's or a server's words in it.
     const cause = error instanceof Error ? error.cause : undefined
-    if (cause !== undefined) core.info(`caused by: ${errorMessage(cause)}`)
+    if (cause !== undefined) log.info(`caused by: ${untrusted(errorMessage(cause))}`)
   } finally {
     await transport?.close()
   }

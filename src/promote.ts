@@ -203,7 +203,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const gate = deps.gate ? await checkPromotionGate({ ...deps.gate, repository: source, listing, root }) : undefined
   if (gate) log.info(`gate "${deps.gate!.environment}" open: promotion record signed by ${gate.identity ?? gate.keyId}`)
 
-  const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: listing.notes, records: [] as string[], ...(blobsVerified ? { blobsVerified } : {}), ...(gate ? { gate } : {}) }
+  const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: [...listing.notes], records: [] as string[], ...(blobsVerified ? { blobsVerified } : {}), ...(gate ? { gate } : {}) }
 
   if (request.mode === 'verify') {
     return { ...base, destinations: verifyDestinations(destinations, digest), copied: emptyStats(), attachmentsCopied: 0 }
@@ -225,6 +225,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     for (const target of distinctRepositories(carried)) {
       const outcome = await copyAttachments(listing.attachments, source, target.repository, options)
       attachmentsCopied += outcome.copied
+      base.notes.push(...outcome.notes)
       if (outcome.copied) log.info(`${target.repository.name}: carried ${outcome.copied} signatures, attestations and referrers (${outcome.present} already there)`)
       // What a verifier at the new home will see: the signature found there must verify before its tag moves.
       if (verifier && verified.some((v) => v.format !== 'github-attestation')) {

@@ -1,5 +1,6 @@
 import { shortDigest } from './oci/digest.js'
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from './oci/media-types.js'
+import { untrusted } from './untrusted.js'
 import type { DestinationResult, PromotionResult } from './promote.js'
 
 export interface SummaryContext {
@@ -20,9 +21,13 @@ const HEADINGS: Record<PromotionResult['mode'], string> = {
   verify: 'Verified (nothing written)'
 }
 
-/** Markdown table cells: user-supplied text must not break the table or inject HTML. */
+/**
+ * Any text in the summary, which is Markdown with HTML: one line (escaped by
+ * `untrusted`), and no character that could open a table cell, emphasis, a
+ * link, an HTML tag or an entity.
+ */
 function cell(text: string): string {
-  return text.replace(/[|\\`*_<>[\]]/g, (c) => `&#${c.charCodeAt(0)};`)
+  return untrusted(text).replace(/[|\\`*_<>[\]&#!~]/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
 function code(text: string): string {
@@ -54,7 +59,7 @@ function row(d: DestinationResult): string {
 export function renderSummary(result: PromotionResult, context: SummaryContext): string {
   const lines: string[] = []
   lines.push(`### oci-promote: ${HEADINGS[result.mode]}`, '')
-  const kind = MEDIA_TYPE_NAMES[result.mediaType] ?? result.mediaType
+  const kind = MEDIA_TYPE_NAMES[result.mediaType] ?? cell(result.mediaType)
   const platforms = result.platforms.length ? `, ${result.platforms.length} platforms: ${result.platforms.map(cell).join(', ')}` : ''
   lines.push(`**Source** ${code(result.source)} is ${code(result.digest)} (${kind}${platforms}).`, '')
   lines.push(`**Pinned reference** for deploy jobs: ${code(result.image)}`, '')
@@ -65,7 +70,7 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     lines.push('| Format | Subject | Signed by | Issuer | Predicate type | Log index |', '|---|---|---|---|---|---|')
     for (const v of result.verified) {
       const signer = v.identity ?? v.keyId ?? 'unknown'
-      lines.push(`| ${v.format} | ${code(shortDigest(v.subject))} | ${code(signer)} | ${v.issuer ? code(v.issuer) : '—'} | ${v.predicateType ? code(v.predicateType) : '—'} | ${v.logIndex ?? '—'} |`)
+      lines.push(`| ${v.format} | ${code(shortDigest(v.subject))} | ${code(signer)} | ${v.issuer ? code(v.issuer) : '—'} | ${v.predicateType ? code(v.predicateType) : '—'} | ${v.logIndex === undefined ? '—' : cell(v.logIndex)} |`)
     }
     lines.push('')
   }
@@ -78,6 +83,10 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
   }
   if (result.records.length > 0) {
     lines.push(`**Promotion record:** signed and attached at ${result.records.map(code).join(', ')}.`, '')
+  }
+  if (result.notes.length > 0) {
+    lines.push(`**Notes** (skipped or odd; none of them counted for or against the image):`, '')
+    lines.push(...result.notes.map((n) => `- ${cell(n)}`), '')
   }
   if (result.attachmentsCopied > 0) {
     lines.push(`**Carried:** ${count(result.attachmentsCopied, 'signature or attestation manifest')} copied to the other repositories.`, '')

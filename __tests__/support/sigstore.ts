@@ -290,7 +290,7 @@ async function putManifest(registryUrl: string, repository: string, reference: s
 }
 
 /** Writes cosign's legacy `sha256-<hex>.<suffix>` tag with the given layers, as cosign 2 does. */
-export async function pushLegacyTag(registryUrl: string, repository: string, digest: string, suffix: 'sig' | 'att', layers: readonly Layer[]): Promise<void> {
+export async function pushLegacyTag(registryUrl: string, repository: string, digest: string, suffix: 'sig' | 'att' | 'sbom', layers: readonly Layer[]): Promise<void> {
   const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.descriptor.digest) } }))
   for (const bytes of [config, ...layers.map((l) => l.bytes)]) await putBlob(registryUrl, repository, bytes)
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: layers.map((l) => l.descriptor) }))
@@ -302,7 +302,7 @@ export async function pushLegacyTag(registryUrl: string, repository: string, dig
  * actions/attest do on a registry without the referrers API: the referrer
  * manifest, then the `sha256-<hex>` fallback index listing it.
  */
-export async function pushBundleReferrer(registryUrl: string, repository: string, subject: Image, bundle: object, predicateType: string): Promise<string> {
+export async function pushBundleReferrer(registryUrl: string, repository: string, subject: Image, bundle: object, predicateType: string, layerMediaType?: string): Promise<string> {
   const bundleBytes = Buffer.from(JSON.stringify(bundle))
   const artifactType = 'application/vnd.dev.sigstore.bundle.v0.3+json'
   await putBlob(registryUrl, repository, EMPTY_CONFIG)
@@ -313,7 +313,7 @@ export async function pushBundleReferrer(registryUrl: string, repository: string
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     artifactType,
     config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(EMPTY_CONFIG), size: 2 },
-    layers: [{ mediaType: artifactType, digest: sha256(bundleBytes), size: bundleBytes.length }],
+    layers: [{ mediaType: layerMediaType ?? artifactType, digest: sha256(bundleBytes), size: bundleBytes.length }],
     subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
     annotations
   }))

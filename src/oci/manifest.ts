@@ -122,9 +122,28 @@ export function describePlatform(platform: Platform | undefined): string {
   return untrusted([platform.os, platform.architecture, platform.variant].filter(Boolean).join('/'), 64)
 }
 
-/** The descriptors of a referrers response (an OCI image index). */
-export function parseReferrersIndex(bytes: Buffer, label: string): Descriptor[] {
+/** An index's entries judged one by one: what is valid, and a note for each entry that is not. */
+export interface IndexEntries {
+  readonly descriptors: readonly Descriptor[]
+  readonly skipped: readonly string[]
+}
+
+/**
+ * The entries of an index that lists attachments (a referrers response, a
+ * fallback index): anyone who can push may add to one, so a malformed entry is
+ * skipped and said, and never hides the valid ones beside it.
+ */
+export function indexEntries(bytes: Buffer, label: string): IndexEntries {
   const json = parseJson(bytes, label)
   if (!Array.isArray(json['manifests'])) throw new PromoteError('MANIFEST_INVALID', `${label} is not an image index`)
-  return json['manifests'].map((m, i) => checkDescriptor(m, `${label} manifests[${i}]`))
+  const descriptors: Descriptor[] = []
+  const skipped: string[] = []
+  json['manifests'].forEach((m, i) => {
+    try {
+      descriptors.push(checkDescriptor(m, `${label} manifests[${i}]`))
+    } catch (error) {
+      skipped.push(`${(error as Error).message}; skipped`)
+    }
+  })
+  return { descriptors, skipped }
 }

@@ -1,6 +1,6 @@
 import { PromoteError } from '../errors.js'
 import { digestTag, sha256Digest } from './digest.js'
-import { parseManifest, toManifest, type Descriptor, type Manifest } from './manifest.js'
+import { indexEntries, toManifest, type Descriptor, type Manifest } from './manifest.js'
 import { INDEX_MEDIA_TYPES, OCI_INDEX } from './media-types.js'
 import type { Repository } from './repository.js'
 
@@ -18,7 +18,7 @@ export interface ReferrerListing {
  */
 export async function listReferrers(repository: Repository, digest: string): Promise<ReferrerListing> {
   const fromApi = await repository.referrersFromApi(digest)
-  if (fromApi) return { descriptors: fromApi, via: 'api', notes: [] }
+  if (fromApi) return { descriptors: fromApi.descriptors, via: 'api', notes: fromApi.skipped }
   const tag = digestTag(digest)
   const fallback = await repository.fetchManifest(tag)
   if (!fallback) return { descriptors: [], via: 'none', notes: [] }
@@ -28,7 +28,8 @@ export async function listReferrers(repository: Repository, digest: string): Pro
   if (!INDEX_MEDIA_TYPES.has(fallback.mediaType)) {
     return { descriptors: [], via: 'none', notes: [`${repository.name}:${tag} is a ${fallback.mediaType}, not a referrers index; ignored`] }
   }
-  return { descriptors: parseManifest(fallback, `${repository.name}:${tag}`).manifests, via: 'tag', notes: [] }
+  const { descriptors, skipped } = indexEntries(fallback.bytes, `${repository.name}:${tag}`)
+  return { descriptors, via: 'tag', notes: skipped }
 }
 
 /** Reads a small blob whole and checks it is what its descriptor says. */
@@ -60,7 +61,8 @@ async function addToFallbackIndex(repository: Repository, subject: string, refer
   const existing = await repository.fetchManifest(tag)
   let manifests: Descriptor[] = []
   if (existing && existing.digest !== subject && INDEX_MEDIA_TYPES.has(existing.mediaType)) {
-    manifests = [...parseManifest(existing, `${repository.name}:${tag}`).manifests]
+    // Entries that are not valid descriptors point nowhere a reader could follow; the rewritten index drops them.
+    manifests = [...indexEntries(existing.bytes, `${repository.name}:${tag}`).descriptors]
   }
   if (manifests.some((m) => m.digest === referrer.digest)) return false
   manifests.push(referrer)

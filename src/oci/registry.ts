@@ -4,7 +4,7 @@ import { untrusted } from '../untrusted.js'
 import { RegistryAuth } from './auth.js'
 import type { CredentialSource } from './credentials.js'
 import { SHA256_DIGEST } from './digest.js'
-import { MAX_MANIFEST_BYTES, parseReferrersIndex, toManifest, type Descriptor, type Manifest } from './manifest.js'
+import { MAX_MANIFEST_BYTES, indexEntries, toManifest, type Descriptor, type IndexEntries, type Manifest } from './manifest.js'
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.js'
 import { isLoopbackHost, registryApiHost } from './reference.js'
 import type { Repository } from './repository.js'
@@ -233,7 +233,7 @@ export class RemoteRepository implements Repository {
     })
   }
 
-  async referrersFromApi(digest: string): Promise<Descriptor[] | undefined> {
+  async referrersFromApi(digest: string): Promise<IndexEntries | undefined> {
     const what = `GET referrers ${this.name}@${digest}`
     return this.client.call(what, 'GET', `/v2/${this.repository}/referrers/${checkDigestArgument(digest)}`, async (res) => {
       // 404 is how a registry without the API answers; so do some that have it but know nothing of the digest,
@@ -244,7 +244,7 @@ export class RemoteRepository implements Repository {
       }
       if (res.status !== 200) throw await responseError(res, what)
       const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `referrers of ${this.name}@${digest}`)
-      return parseReferrersIndex(bytes, `referrers of ${this.name}@${digest}`)
+      return indexEntries(bytes, `referrers of ${this.name}@${digest}`)
     }, { headers: { accept: OCI_INDEX } })
   }
 

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { Descriptor, Manifest } from './manifest.js'
+import type { Descriptor, IndexEntries, Manifest } from './manifest.js'
 
 /**
  * One repository in some store: a registry repository or an OCI layout
@@ -30,9 +30,9 @@ export interface Repository {
   mountBlob(descriptor: Descriptor, from: Repository): Promise<boolean>
 
   /**
-   * The OCI 1.1 referrers API for `digest`: the descriptors it lists, or
-   * undefined when the store has no such API (then the `sha256-<hex>` tag is
+   * The OCI 1.1 referrers API for `digest`: the descriptors it lists (and
+   * the entries it skipped as malformed), or undefined when the store has no such API (then the `sha256-<hex>` tag is
    * the fallback): https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
    */
-  referrersFromApi(digest: string): Promise<Descriptor[] | undefined>
+  referrersFromApi(digest: string): Promise<IndexEntries | undefined>
 }
