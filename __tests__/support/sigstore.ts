@@ -292,7 +292,8 @@ async function putManifest(registryUrl: string, repository: string, reference: s
 /** Writes cosign's legacy `sha256-<hex>.<suffix>` tag with the given layers, as cosign 2 does. */
 export async function pushLegacyTag(registryUrl: string, repository: string, digest: string, suffix: 'sig' | 'att' | 'sbom', layers: readonly Layer[]): Promise<void> {
   const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.descriptor.digest) } }))
-  for (const bytes of [config, ...layers.map((l) => l.bytes)]) await putBlob(registryUrl, repository, bytes)
+  const blobs = new Map([config, ...layers.map((l) => l.bytes)].map((bytes) => [sha256(bytes), bytes]))
+  for (const bytes of blobs.values()) await putBlob(registryUrl, repository, bytes)
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: layers.map((l) => l.descriptor) }))
   await putManifest(registryUrl, repository, `${digest.replace(':', '-')}.${suffix}`, 'application/vnd.oci.image.manifest.v1+json', manifest)
 }

@@ -1,4 +1,5 @@
 import type { AttachmentListing } from '../attachments.js'
+import pLimit from 'p-limit'
 import { PromoteError } from '../errors.js'
 import { untrusted } from '../untrusted.js'
 import type { Repository } from '../oci/repository.js'
@@ -26,26 +27,41 @@ function looked(input: ImageVerificationInput, subject: string): string {
   return `cosign tags ${subject.replace(':', '-')}.sig/.att, ${referrers}${input.externalEvidence ? ', and GitHub artifact attestations' : ''}`
 }
 
+// Small evidence (payloads, key-signed envelopes) is read and verified side by side; large blobs one at a time.
+const LARGE_EVIDENCE_BYTES = 1024 * 1024
+const SMALL_CONCURRENCY = 8
+
 /**
  * A policy passes for a digest when at least one signature or attestation
  * about it verifies; anything malformed or unverifiable counts as nothing.
- * Throws, saying what was found and why each failed, when a digest has none.
+ * Evidence is read on demand, verified, and dropped: memory holds a few
+ * blobs at a time whatever the registry lists. Throws, saying what was found
+ * and why each failed, when a digest has none.
  */
 export async function verifyImage(input: ImageVerificationInput): Promise<VerifiedSignature[]> {
-  const evidence = await evidenceFromAttachments(input.repository, input.attachments.attachments)
+  const fromAttachments = evidenceFromAttachments(input.repository, input.attachments.attachments)
+  const small = pLimit(SMALL_CONCURRENCY)
+  const large = pLimit(1)
   const verified: VerifiedSignature[] = []
   const failures: string[] = []
   for (const subject of input.subjects) {
-    const candidates = [...evidence.filter((e) => e.subject === subject), ...((await input.externalEvidence?.(subject)) ?? [])]
     const manifest = subject === input.root.digest ? input.root.bytes : undefined
-    const outcomes = await Promise.allSettled(candidates.map((c) => input.verifier.verify(c, manifest)))
+    const external = (await input.externalEvidence?.(subject)) ?? []
+    const batches = [...fromAttachments.batches.filter((b) => b.subject === subject), { subject, bytes: 0, read: async () => external }]
+    const outcomes = (
+      await Promise.all(
+        batches.map((batch) =>
+          (batch.bytes > LARGE_EVIDENCE_BYTES ? large : small)(async () => Promise.allSettled((await batch.read()).map((evidence) => input.verifier.verify(evidence, manifest))))
+        )
+      )
+    ).flat()
     const passed = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []))
     const reasons = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason instanceof NotVerified ? `${o.reason.source}: ${o.reason.message}` : untrusted(String(o.reason))] : []))
     verified.push(...passed)
-    if (candidates.length === 0) {
+    if (outcomes.length === 0) {
       failures.push(`${input.repository.name}@${subject}: no signature or attestation found (looked at ${looked(input, subject)})`)
     } else if (passed.length === 0) {
-      failures.push(`${input.repository.name}@${subject}: ${candidates.length} found, none verifies:\n${reasons.map((r) => `  - ${r}`).join('\n')}`)
+      failures.push(`${input.repository.name}@${subject}: ${outcomes.length} found, none verifies:\n${reasons.map((r) => `  - ${r}`).join('\n')}`)
     }
   }
   const wanted = input.verifier.policy.attestationType
@@ -54,8 +70,9 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
     failures.push(`${input.repository.name}@${input.root.digest}: no verified attestation of type ${wanted}${types.length ? ` (verified types: ${types.join(', ')})` : ''}`)
   }
   if (failures.length > 0) {
-    const notes = input.attachments.notes.length ? `\nNotes:\n${input.attachments.notes.map((n) => `  - ${n}`).join('\n')}` : ''
-    throw new PromoteError('SIGNATURE_NOT_VERIFIED', `signature policy not satisfied (${input.verifier.describePolicy()}); nothing was promoted.\n${failures.join('\n')}${notes}`)
+    const notes = [...input.attachments.notes, ...fromAttachments.notes]
+    const listed = notes.length ? `\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}` : ''
+    throw new PromoteError('SIGNATURE_NOT_VERIFIED', `signature policy not satisfied (${input.verifier.describePolicy()}); nothing was promoted.\n${failures.join('\n')}${listed}`)
   }
   return verified
 }

@@ -12,6 +12,7 @@ import type { SignaturePolicy } from './policy.js'
 import { TrustRoot } from './trust.js'
 
 const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
+const MAX_KEPT_STATEMENT_BYTES = 256 * 1024
 
 /** One signature or attestation that satisfied the policy: what the `verified` output lists. */
 export interface VerifiedSignature {
@@ -79,7 +80,8 @@ function checkBinding(evidence: Evidence, bundle: Bundle, predicateTypes: Signat
     if (predicateTypes !== 'any' && (!predicateType || !predicateTypes.includes(predicateType))) {
       throw new Error(`it is an attestation of type ${predicateType ?? '(none)'}, which this policy does not take as a signature of the image (accepted: ${predicateTypes.join(', ')})`)
     }
-    return { predicateType, predicate: statement.predicate }
+    // A predicate is kept for what reads it later (promotion records); a large one is dropped once checked.
+    return { predicateType, ...(envelope.payload.length <= MAX_KEPT_STATEMENT_BYTES ? { predicate: statement.predicate } : {}) }
   }
   if (evidence.format === 'cosign-signature') {
     const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: unknown; image?: Record<string, unknown> } }
