@@ -128,6 +128,30 @@ describe('dist/index.js', () => {
     expect(await tagDigest(registry.url, 'acme/gated', 'prod')).toBe(image.digest)
   })
 
+  it('a rollback whose destinations go back to different digests names no single digest in its outputs', async () => {
+    const [a, b, c] = [buildImage(), buildImage(), buildImage()]
+    for (const [tag, image] of [['a', a], ['b', b], ['c', c]] as const) await pushImage(registry.url, 'acme/split', tag, image)
+    const key = await keyPairSigner()
+    const record = { 'verify-signature': 'false', environment: 'production', 'attest-promotion': 'true', 'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
+    for (const [tag, to] of [['a', 'prod-eu'], ['b', 'prod-us'], ['c', 'prod-eu\nprod-us']]) {
+      const step = await runAction({ image: `${registry.host}/acme/split:${tag}`, to, ...record })
+      expect(step.stdout).not.toContain('::error::')
+    }
+    const back = await runAction({ mode: 'rollback', image: `${registry.host}/acme/split`, to: 'prod-eu\nprod-us', 'promotion-public-key': key.publicKeyPem, ...record })
+    expect(back.stdout).not.toContain('::error::')
+    expect(back.exitCode).toBe(0)
+    expect(back.outputs['digest']).toBe('')
+    expect(back.outputs['image']).toBe('')
+    expect(JSON.parse(back.outputs['promoted']!)).toEqual([
+      { reference: `${registry.host}/acme/split:prod-eu`, digest: a.digest, 'previous-digest': c.digest, status: 'moved' },
+      { reference: `${registry.host}/acme/split:prod-us`, digest: b.digest, 'previous-digest': c.digest, status: 'moved' }
+    ])
+    expect(back.stdout).toContain('the destinations now hold different digests, so the digest and image outputs are empty')
+    expect(back.summary).toContain('went back to different digests')
+    expect(await tagDigest(registry.url, 'acme/split', 'prod-eu')).toBe(a.digest)
+    expect(await tagDigest(registry.url, 'acme/split', 'prod-us')).toBe(b.digest)
+  })
+
   it('records a GitHub deployment of the environment, against a local fake of the API', async () => {
     const image = buildImage()
     await pushImage(registry.url, 'acme/deployed', 'build', image)

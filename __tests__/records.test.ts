@@ -214,9 +214,9 @@ describe('mode: rollback', () => {
 
     const { results, error } = await rollBack([`${production.host}/${repo}:prod`], 'production')
     expect(error).toBeUndefined()
-    expect(results![0]!.destinations[0]).toMatchObject({ reference: `${production.host}/${repo}:prod`, digest: first.digest, previousDigest: second.digest, status: 'moved' })
+    expect(results!.destinations[0]).toMatchObject({ reference: `${production.host}/${repo}:prod`, digest: first.digest, previousDigest: second.digest, status: 'moved' })
     expect(await tagDigest(production.url, repo, 'prod')).toBe(first.digest)
-    expect(results![0]!.records).toHaveLength(1)
+    expect(results!.records).toHaveLength(1)
 
     // The rollback is itself a verified record of the production environment, on the restored digest.
     const check = await promote({ source: `${production.host}/${repo}:prod`, to: ['prod'], mode: 'verify' }, { gate: gateFor('production') })
@@ -233,6 +233,30 @@ describe('mode: rollback', () => {
       }
     })()
     expect(records).toBeGreaterThanOrEqual(2)
+  })
+
+  it('walks back through history: after R → S → T, two rollbacks go T → S → R, never back to T', async () => {
+    const { repo, image: r } = await seed()
+    const [s, t] = [buildImage(), buildImage()]
+    await pushImage(staging.url, repo, 's', s)
+    await pushImage(staging.url, repo, 't', t)
+    const prod = `${production.host}/${repo}:prod`
+    for (const tag of ['build', 's', 't']) {
+      const step = await promote({ source: `${staging.host}/${repo}:${tag}`, to: [prod] }, { record: { environment: 'production', signer, run: RUN } })
+      expect(step.error).toBeUndefined()
+    }
+    const first = await rollBack([prod], 'production')
+    expect(first.error).toBeUndefined()
+    expect(first.results!.destinations[0]).toMatchObject({ digest: s.digest, previousDigest: t.digest })
+    const second = await rollBack([prod], 'production')
+    expect(second.error).toBeUndefined()
+    expect(second.results!.destinations[0]).toMatchObject({ digest: r.digest, previousDigest: s.digest })
+    expect(await tagDigest(production.url, repo, 'prod')).toBe(r.digest)
+    // R was the first digest production held: a third rollback has nowhere to go, and says so.
+    const third = await rollBack([prod], 'production')
+    expect(third.error?.code).toBe('NOT_PROMOTED')
+    expect(third.error?.message).toContain(`was created by the promotion of ${r.digest}`)
+    expect(third.writes).toEqual([])
   })
 
   it('refuses when the current digest has no record from the trusted signer, or nothing came before it', async () => {

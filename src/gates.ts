@@ -3,22 +3,40 @@ import { PromoteError, errorMessage } from './errors.js'
 import type { Manifest } from './oci/manifest.js'
 import type { Repository } from './oci/repository.js'
 import { PROMOTION_PREDICATE_TYPE } from './records.js'
+import { untrusted } from './untrusted.js'
 import type { ImageVerifier, VerifiedSignature } from './verify/index.js'
 
 const PREDICATE_ANNOTATION = 'dev.sigstore.bundle.predicateType'
+
+export interface RecordLookup {
+  readonly environment: string
+  readonly verifier: ImageVerifier
+  readonly repository: Repository
+  readonly listing: AttachmentListing
+  readonly root: Manifest
+}
+
+/** When a record says it was made; records compare by it (ISO 8601 UTC sorts as text). */
+export function promotedAt(record: VerifiedSignature): string {
+  const value = (record.predicate as { promotedAt?: unknown } | undefined)?.promotedAt
+  return typeof value === 'string' ? value : ''
+}
 
 /**
  * `require-environment`: the digest must carry a promotion record for that
  * environment, signed under the promotion policy and about this very digest.
  * Returns the latest record that opened the gate.
  */
-export async function checkPromotionGate(input: {
-  readonly environment: string
-  readonly verifier: ImageVerifier
-  readonly repository: Repository
-  readonly listing: AttachmentListing
-  readonly root: Manifest
-}): Promise<VerifiedSignature> {
+export async function checkPromotionGate(input: RecordLookup): Promise<VerifiedSignature> {
+  return (await environmentRecords(input))[0]!
+}
+
+/**
+ * Every verified promotion record of the environment on the digest, newest
+ * first (after a rollback, a digest carries both its first promotion and the
+ * rollback). Throws PROMOTION_GATE, saying why, when there is none.
+ */
+export async function environmentRecords(input: RecordLookup): Promise<VerifiedSignature[]> {
   const { environment, repository, root } = input
   const where = `${repository.name}@${root.digest}`
   const records = input.listing.attachments.filter(
@@ -33,14 +51,12 @@ export async function checkPromotionGate(input: {
   } catch (error) {
     throw new PromoteError('PROMOTION_GATE', `no promotion record on ${where} verifies under the promotion policy, so the "${environment}" gate stays closed: ${errorMessage(error)}`, { cause: error })
   }
-  // The latest record wins: after a rollback, the digest carries both its first promotion and the rollback.
-  const promotedAt = (v: VerifiedSignature): string => String((v.predicate as { promotedAt?: unknown } | undefined)?.promotedAt ?? '')
-  const match = verified
+  const matches = verified
     .filter((v) => v.predicateType === PROMOTION_PREDICATE_TYPE && (v.predicate as { environment?: unknown } | undefined)?.environment === environment)
-    .sort((a, b) => promotedAt(b).localeCompare(promotedAt(a)))[0]
-  if (!match) {
-    const found = [...new Set(verified.map((v) => String((v.predicate as { environment?: unknown } | undefined)?.environment)))]
+    .sort((a, b) => promotedAt(b).localeCompare(promotedAt(a)))
+  if (matches.length === 0) {
+    const found = [...new Set(verified.map((v) => untrusted(String((v.predicate as { environment?: unknown } | undefined)?.environment))))]
     throw new PromoteError('PROMOTION_GATE', `${where} has verified promotion records for ${found.join(', ')}, none for "${environment}", which require-environment asks for. Nothing was promoted`)
   }
-  return match
+  return matches
 }

@@ -122,12 +122,6 @@ async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
   }
 }
 
-/** Several rollbacks (one per earlier digest) reported as one run; the outputs list every destination. */
-function mergeResults(results: PromotionResult[]): PromotionResult {
-  const [first, ...rest] = results
-  return rest.reduce((all, r) => ({ ...all, destinations: [...all.destinations, ...r.destinations], verified: [...all.verified, ...r.verified], records: [...all.records, ...r.records] }), first!)
-}
-
 /** The action: the one place that reads inputs, writes outputs and fails the step. */
 export async function run(): Promise<void> {
   let transport: Transport | undefined
@@ -178,11 +172,12 @@ export async function run(): Promise<void> {
       }
     const result =
       inputs.mode === 'rollback'
-        ? mergeResults(await rollback({ ...request, environment: inputs.promotion.environment! }, { ...deps, recordVerifier: recordVerifier! }))
+        ? await rollback({ ...request, environment: inputs.promotion.environment! }, { ...deps, recordVerifier: recordVerifier! })
         : await promote({ ...request, source: inputs.image, mode: inputs.mode, ...(inputs.digest ? { expectedDigest: inputs.digest } : {}) }, deps)
     setOutputs(result)
     if (inputs.githubDeployment && result.mode === 'promote') await deploy(inputs, result)
     for (const d of result.destinations) log.info(`${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`)
+    if (!result.digest) log.info('the destinations now hold different digests, so the digest and image outputs are empty: read each destination\'s from the promoted output')
     for (const note of result.notes) log.warning(note)
     if (inputs.showSummary) {
       await core.summary.addRaw(renderSummary(result, { signaturesChecked: verifier !== undefined })).write()

@@ -85,7 +85,15 @@ export interface PromoteDependencies {
   /** require-environment: a verified promotion record for this environment must be on the source digest. */
   readonly gate?: { readonly environment: string; readonly verifier: ImageVerifier }
   /** attest-promotion: sign a promotion record and attach it at every destination repository, before tags move. */
-  readonly record?: { readonly environment: string; readonly signer: RecordSigner; readonly run: WorkflowRun; readonly now?: () => Date; readonly action?: 'promote' | 'rollback' }
+  readonly record?: {
+    readonly environment: string
+    readonly signer: RecordSigner
+    readonly run: WorkflowRun
+    readonly now?: () => Date
+    readonly action?: 'promote' | 'rollback'
+    /** Rollback: per destination reference, the promotion the restored digest first came with (RecordedDestination.restores). */
+    readonly restores?: Readonly<Record<string, string>>
+  }
 }
 
 interface Destination {
@@ -241,7 +249,11 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
       action: deps.record.action ?? 'promote',
       source: formatReference(request.source),
       digest,
-      destinations: destinations.map((d) => ({ reference: formatReference(d.ref), previousDigest: d.previousDigest, status: statusOf(d.previousDigest, digest) })),
+      destinations: destinations.map((d) => {
+        const reference = formatReference(d.ref)
+        const restores = deps.record!.restores?.[reference]
+        return { reference, previousDigest: d.previousDigest, status: statusOf(d.previousDigest, digest), ...(restores ? { restores } : {}) }
+      }),
       verification: verificationSummary(gate ? [...verified, gate] : verified),
       workflow: deps.record.run,
       promotedAt: (deps.record.now?.() ?? new Date()).toISOString()

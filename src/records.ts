@@ -29,13 +29,25 @@ export interface WorkflowRun {
   readonly actor?: string
 }
 
+export interface RecordedDestination {
+  readonly reference: string
+  readonly previousDigest: string | null
+  readonly status: string
+  /**
+   * Rollback records only: the `promotedAt` of the promotion that first put
+   * this digest at the destination, before the one just undone. The next
+   * rollback continues from it, so rollbacks walk back through history.
+   */
+  readonly restores?: string
+}
+
 export interface PromotionPredicate {
   readonly environment: string
   /** `rollback` when a tag was moved back to the digest it held before. */
   readonly action: 'promote' | 'rollback'
   readonly source: string
   readonly digest: string
-  readonly destinations: readonly { reference: string; previousDigest: string | null; status: string }[]
+  readonly destinations: readonly RecordedDestination[]
   readonly verification: readonly { format: string; identity?: string; keyId?: string; issuer?: string; predicateType?: string }[]
   readonly workflow: WorkflowRun
   readonly promotedAt: string

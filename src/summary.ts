@@ -59,10 +59,14 @@ function row(d: DestinationResult): string {
 export function renderSummary(result: PromotionResult, context: SummaryContext): string {
   const lines: string[] = []
   lines.push(`### oci-promote: ${HEADINGS[result.mode]}`, '')
-  const kind = MEDIA_TYPE_NAMES[result.mediaType] ?? cell(result.mediaType)
-  const platforms = result.platforms.length ? `, ${result.platforms.length} platforms: ${result.platforms.map(cell).join(', ')}` : ''
-  lines.push(`**Source** ${code(result.source)} is ${code(result.digest)} (${kind}${platforms}).`, '')
-  lines.push(`**Pinned reference** for deploy jobs: ${code(result.image)}`, '')
+  if (result.digest) {
+    const kind = MEDIA_TYPE_NAMES[result.mediaType] ?? cell(result.mediaType)
+    const platforms = result.platforms.length ? `, ${result.platforms.length} platforms: ${result.platforms.map(cell).join(', ')}` : ''
+    lines.push(`**Source** ${code(result.source)} is ${code(result.digest)} (${kind}${platforms}).`, '')
+    lines.push(`**Pinned reference** for deploy jobs: ${code(result.image)}`, '')
+  } else {
+    lines.push('**The destinations went back to different digests:** no single digest was deployed, so the `digest` and `image` outputs are empty; each destination\'s is in the table and the `promoted` output.', '')
+  }
   if (!context.signaturesChecked) {
     lines.push('**Signatures:** not verified: verify-signature is false for this run.', '')
   } else {
