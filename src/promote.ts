@@ -10,7 +10,7 @@ import type { Repository } from './oci/repository.js'
 import { DEFAULT_RETRY, type RetryPolicy } from './oci/transport.js'
 import { PROMOTION_PREDICATE_TYPE, attachBundle, promotionStatement, verificationSummary, type RecordSigner, type WorkflowRun } from './records.js'
 // Type-only: the verifier is loaded on demand, so runs without a signature policy never load Sigstore.
-import type { Evidence, ImageVerifier, VerifiedSignature } from './verify/index.js'
+import type { EvidenceBatch, ImageVerifier, VerifiedSignature } from './verify/index.js'
 
 export type Mode = 'promote' | 'plan' | 'verify'
 export type DestinationStatus = 'created' | 'moved' | 'unchanged' | 'planned' | 'verified'
@@ -81,7 +81,7 @@ export interface PromoteDependencies {
   /** When set, the source must carry a signature satisfying its policy, checked before any write. */
   readonly verifier?: ImageVerifier
   /** Evidence kept outside registries (GitHub artifact attestations), per digest. */
-  readonly externalEvidence?: (subject: string) => Promise<Evidence[]>
+  readonly externalEvidence?: (subject: string) => Promise<EvidenceBatch[]>
   /** require-environment: a verified promotion record for this environment must be on the source digest. */
   readonly gate?: { readonly environment: string; readonly verifier: ImageVerifier }
   /** attest-promotion: sign a promotion record and attach it at every destination repository, before tags move. */

@@ -6,7 +6,7 @@ import { Stores } from '../../src/oci/stores.ts'
 import { Transport, type RetryPolicy } from '../../src/oci/transport.ts'
 import { promote, type PromoteDependencies, type PromotionRequest, type PromotionResult } from '../../src/promote.ts'
 import { parseDestination, parseReference } from '../../src/oci/reference.ts'
-import { ImageVerifier, type Evidence } from '../../src/verify/index.ts'
+import { ImageVerifier, type EvidenceBatch } from '../../src/verify/index.ts'
 import type { SignatureVerifier } from '../../src/verify/verifier.ts'
 
 export interface RecordedRequest {
@@ -56,7 +56,7 @@ export interface HarnessOptions {
   insecure?: string[]
   agent?: Agent.Options
   verifier?: SignatureVerifier
-  externalEvidence?: (subject: string) => Promise<Evidence[]>
+  externalEvidence?: (subject: string) => Promise<EvidenceBatch[]>
   /** Promotion gates and records, passed through as they are. */
   deps?: Pick<PromoteDependencies, 'gate' | 'record'>
 }

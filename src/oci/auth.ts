@@ -1,8 +1,7 @@
-import { isIP } from 'node:net'
 import { PromoteError } from '../errors.js'
 import { untrusted } from '../untrusted.js'
 import type { Credential, CredentialSource } from './credentials.js'
-import { isLoopbackHost } from './reference.js'
+import { isLinkLocal, isPrivateAddress } from './addresses.js'
 import { headerValue, readLimited, redactUrl, type HttpResponse, type Transport } from './transport.js'
 
 export interface Challenge {
@@ -47,25 +46,6 @@ export function grantedActions(token: string, repository: string): Set<string> |
   } catch {
     return undefined
   }
-}
-
-function isLinkLocal(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '').toLowerCase()
-  return /^169\.254\./.test(bare) || bare.startsWith('fe80:')
-}
-
-function isPrivateAddress(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '')
-  if (isLoopbackHost(bare) || bare === '0.0.0.0') return true
-  if (isIP(bare) === 4) {
-    const [a, b] = bare.split('.').map(Number) as [number, number]
-    return a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || a === 0
-  }
-  if (isIP(bare) === 6) {
-    const lower = bare.toLowerCase()
-    return lower.startsWith('fe80:') || lower.startsWith('fc') || lower.startsWith('fd') || lower === '::'
-  }
-  return false
 }
 
 /**

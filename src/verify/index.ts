@@ -4,7 +4,7 @@ import { PromoteError } from '../errors.js'
 import { untrusted } from '../untrusted.js'
 import type { Repository } from '../oci/repository.js'
 import { sha256Digest } from '../oci/digest.js'
-import { evidenceFromAttachments, evidenceFromBundles, type Evidence } from './evidence.js'
+import { evidenceFromAttachments, evidenceFromBundles, type EvidenceBatch } from './evidence.js'
 import type { SignaturePolicy } from './policy.js'
 import { TrustRoot, type TrustOptions } from './trust.js'
 import { NotVerified, SignatureVerifier, type VerifiedSignature } from './verifier.js'
@@ -17,8 +17,8 @@ export interface ImageVerificationInput {
   readonly subjects: readonly string[]
   /** The digest being promoted; an attestation-type requirement applies to it. */
   readonly root: { readonly digest: string; readonly bytes: Buffer }
-  /** Evidence from outside the registry (GitHub attestations), per subject. */
-  readonly externalEvidence?: (subject: string) => Promise<Evidence[]>
+  /** Evidence from outside the registry (GitHub attestations), per subject, read on demand like the rest. */
+  readonly externalEvidence?: (subject: string) => Promise<EvidenceBatch[]>
 }
 
 function looked(input: ImageVerificationInput, subject: string): string {
@@ -46,8 +46,7 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
   const failures: string[] = []
   for (const subject of input.subjects) {
     const manifest = subject === input.root.digest ? input.root.bytes : undefined
-    const external = (await input.externalEvidence?.(subject)) ?? []
-    const batches = [...fromAttachments.batches.filter((b) => b.subject === subject), { subject, bytes: 0, read: async () => external }]
+    const batches = [...fromAttachments.batches.filter((b) => b.subject === subject), ...((await input.externalEvidence?.(subject)) ?? [])]
     const outcomes = (
       await Promise.all(
         batches.map((batch) =>
@@ -105,4 +104,4 @@ export function createImageVerifier(policy: SignaturePolicy, trust: TrustOptions
 }
 
 export type { VerifiedSignature } from './verifier.js'
-export type { Evidence } from './evidence.js'
+export type { Evidence, EvidenceBatch } from './evidence.js'
