@@ -311,7 +311,7 @@ export class Transport {
 
 /** Reads a whole body, refusing more than `maxBytes` (a hostile registry may send an endless one). */
 export async function readLimited(
-  res: HttpResponse,
+  res: Pick<HttpResponse, 'headers' | 'body'>,
   maxBytes: number,
   label: string
 ): Promise<Buffer> {

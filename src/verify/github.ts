@@ -3,6 +3,7 @@ import { errorMessage } from '../errors.js'
 import { isLinkLocal, isPrivateAddress } from '../oci/addresses.js'
 import { Agent, request } from '../oci/http.js'
 import { isLoopbackHost } from '../oci/reference.js'
+import { readLimited } from '../oci/transport.js'
 import { untrusted } from '../untrusted.js'
 import { evidenceFromBundles, type Evidence, type EvidenceBatch } from './evidence.js'
 
@@ -67,17 +68,7 @@ async function fetchBundle(url: URL, dispatcher: Agent): Promise<unknown> {
     res.body.destroy()
     throw new Error(`bundle_url answered HTTP ${res.statusCode}`)
   }
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of res.body) {
-    total += (chunk as Buffer).length
-    if (total > MAX_BUNDLE_BYTES) {
-      res.body.destroy()
-      throw new Error(`the body at bundle_url is larger than ${MAX_BUNDLE_BYTES} bytes`)
-    }
-    chunks.push(chunk as Buffer)
-  }
-  const body = Buffer.concat(chunks)
+  const body = await readLimited(res, MAX_BUNDLE_BYTES, 'the body at bundle_url')
   const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
   let json: Buffer
   try {
