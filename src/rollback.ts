@@ -26,7 +26,7 @@ interface Step {
 /** The records of `digest` in the environment that name `where`, newest first; none when it carries no record. */
 async function stepsAt(repository: Repository, digest: string, where: string, environment: string, verifier: ImageVerifier, limit: LimitFunction, required: boolean): Promise<Step[]> {
   const root = await repository.fetchManifest(digest)
-  if (!root) throw new PromoteError('MANIFEST_UNKNOWN', `${where} points at ${digest}, which ${repository.name} does not have`)
+  if (!root) throw new PromoteError('MANIFEST_UNKNOWN', `${where} ${required ? 'points at' : 'held'} ${digest}, which ${repository.name} no longer has`)
   const listing = await findAttachments(repository, [digest], limit)
   let records: VerifiedSignature[]
   try {
