@@ -101,6 +101,32 @@ describe('hostile text in every field that reaches output', () => {
     expectNoInjection(run)
   })
 
+  it("a signed promotion record's own fields, shown in the summary's chain when its gate opens", async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'inject/record', 'build', image)
+    const key = await keyPairSigner()
+    const statement = JSON.parse(inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1').toString()) as { predicate: object }
+    statement.predicate = { environment: 'staging', digest: image.digest, promotedAt: HOSTILE, workflow: { actor: HOSTILE, repository: HOSTILE, runId: '7' } }
+    await pushBundleReferrer(registry.url, 'inject/record', image, dsseBundle(key, Buffer.from(JSON.stringify(statement))), 'https://oci-promote.dev/promotion/v1')
+    const run = await runAction({ image: `${registry.host}/inject/record:build`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-public-key': key.publicKeyPem })
+    expect(run.exitCode).toBe(0)
+    expect(run.summary).toContain('→ promoted to <code>staging</code> by x&#92;n:&#92;x3anotice')
+    expectNoInjection(run)
+  })
+
+  it("a registry's digest header that lies", async () => {
+    const image = buildImage()
+    const liar = await startFakeServer((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}')
+      res.writeHead(200, { 'content-type': image.mediaType, 'docker-content-digest': 'sha256:0 ##[set-output name=image]evil ::notice::INJECTED' }).end(image.bytes)
+    })
+    servers.push(liar)
+    const run = await runAction({ image: `${liar.host}/inject/app:build`, to: 'prod', 'verify-signature': 'false' })
+    expect(run.exitCode).toBe(1)
+    expect(run.stdout).toContain('is sha256:0 #\\x23[set-output name=image]evil :\\x3anotice')
+    expectNoInjection(run)
+  })
+
   it("a registry's error body and authentication challenge", async () => {
     const errors = await startFakeServer((req, res) => {
       if (req.url === '/v2/') return void res.writeHead(200).end('{}')
