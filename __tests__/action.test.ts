@@ -63,7 +63,7 @@ describe('dist/index.js', () => {
     await pushImage(registry.url, 'acme/closed', 'build', image)
     const run = await runAction({ image: `${registry.host}/acme/closed:build`, to: 'prod' })
     expect(run.exitCode).toBe(1)
-    expect(run.stdout).toContain('::error::input "verify-signature" is true, but no signature policy is set')
+    expect(run.stdout).toContain('::error::SIGNATURE_POLICY_MISSING: input "verify-signature" is true, but no signature policy is set')
     expect(run.stdout).toContain('Set public-key (cosign --key), or certificate-identity')
     expect(run.stdout).toContain('or set verify-signature: false')
     expect(await tagDigest(registry.url, 'acme/closed', 'prod')).toBeUndefined()
@@ -103,7 +103,7 @@ describe('dist/index.js', () => {
     await writeFile(join(dir, 'cosign.pub'), (await keyPairSigner()).publicKeyPem)
     const run = await runAction({ image: `${registry.host}/acme/keyed:build`, to: 'prod', 'public-key': join(dir, 'cosign.pub') })
     expect(run.exitCode).toBe(1)
-    expect(run.stdout).toContain('::error::signature policy not satisfied (key sha256:')
+    expect(run.stdout).toContain('::error::SIGNATURE_NOT_VERIFIED: signature policy not satisfied (key sha256:')
     expect(run.stdout).toContain('SIGNATURE_ERROR: signature verification failed')
     expect(await tagDigest(registry.url, 'acme/keyed', 'prod')).toBeUndefined()
   })
@@ -251,7 +251,7 @@ describe('dist/index.js', () => {
   ])('rejects a bad signature or promotion policy %j before promoting', async (inputs, message) => {
     const run = await runAction({ 'verify-signature': 'true', 'certificate-identity': 'x', ...inputs })
     expect(run.exitCode).toBe(1)
-    expect(run.stdout).toContain(`::error::${message}`)
+    expect(run.stdout).toContain(`::error::INPUT_INVALID: ${message}`)
   })
 
   it.each([
@@ -267,7 +267,7 @@ describe('dist/index.js', () => {
   ])('rejects bad input %j before touching any registry', async (inputs, message) => {
     const run = await runAction({ 'verify-signature': 'false', ...inputs })
     expect(run.exitCode).toBe(1)
-    expect(run.stdout).toContain(`::error::${message}`)
+    expect(run.stdout).toContain(`::error::INPUT_INVALID: ${message}`)
     expect(run.outputs).toEqual({})
   })
 })

@@ -66,7 +66,7 @@ async function startupFloor(): Promise<{ node: number; load: number }> {
     node.push(check(await runProcess(process.execPath, ['-e', '0']), 'node -e 0').ms)
     // No inputs: the action loads, reads its inputs, fails on the first one and exits before any request.
     const bare = await runAction({})
-    if (!bare.stdout.includes('::error::input "image"')) throw new Error(`dist/index.js without inputs did not fail on its first input:\n${bare.stdout}`)
+    if (!bare.stdout.includes('::error::INPUT_INVALID: input "image"')) throw new Error(`dist/index.js without inputs did not fail on its first input:\n${bare.stdout}`)
     load.push(bare.ms)
   }
   return { node: median(node), load: median(load) }

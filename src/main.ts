@@ -1,7 +1,7 @@
 import * as core from '@actions/core'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { errorMessage } from './errors.js'
+import { PromoteError, errorMessage } from './errors.js'
 import { getInputs, type Inputs } from './inputs.js'
 import { DockerCredentials } from './oci/credentials.js'
 import { Stores } from './oci/stores.js'
@@ -11,10 +11,10 @@ import { rollback } from './rollback.js'
 import { renderSummary } from './summary.js'
 import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
 import { commandSafe, untrusted } from './untrusted.js'
+import { USER_AGENT } from './version.js'
 import type { ImageVerifier } from './verify/index.js'
 import type { SignaturePolicy } from './verify/policy.js'
 
-const USER_AGENT = 'oci-promote/0.1'
 
 /**
  * Every line this action writes goes through here: whatever a message
@@ -183,7 +183,8 @@ export async function run(): Promise<void> {
       await core.summary.addRaw(renderSummary(result, { signaturesChecked: verifier !== undefined })).write()
     }
   } catch (error) {
-    log.fail(errorMessage(error))
+    // The code first, as scripts and searches key on it: "SIGNATURE_NOT_VERIFIED: signature policy not satisfied …".
+    log.fail(error instanceof PromoteError ? `${error.code}: ${error.message}` : errorMessage(error))
     // The cause is whatever a library threw, often with a registry's or a server's words in it.
     const cause = error instanceof Error ? error.cause : undefined
     if (cause !== undefined) log.info(`caused by: ${untrusted(errorMessage(cause))}`)

@@ -273,7 +273,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   if (unreadable.length > 0) {
     // Unconfirmed is not promoted: put the environments back rather than leave them half-known.
     const first = unreadable[0]!
-    throw failedAfterWriting(`could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`, first.reason, await rollBack(pending))
+    throw failedAfterWriting(`could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`, first.reason, await restoreMovedTags(pending))
   }
   const results = destinations.map((d, i) => {
     const found = (landed[i] as PromiseFulfilledResult<string | undefined>).value
@@ -349,7 +349,7 @@ async function moveTags(pending: readonly Destination[], root: Manifest, stats: 
   if (failed.length === 0) return
   const moved = pending.filter((_, i) => outcomes[i]!.status === 'fulfilled')
   const first = failed[0]!
-  throw failedAfterWriting(`moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed`, first.reason, await rollBack(moved))
+  throw failedAfterWriting(`moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed`, first.reason, await restoreMovedTags(moved))
 }
 
 /** The error of a run that failed after writing: the first fault's code and message, and what was put back. */
@@ -379,7 +379,7 @@ async function keepHistory(pending: readonly Destination[], options: WriteOption
 }
 
 /** Puts tags this run moved back where they were; says what it did, for the error message. */
-async function rollBack(moved: readonly Destination[]): Promise<string> {
+async function restoreMovedTags(moved: readonly Destination[]): Promise<string> {
   const restored = await Promise.all(moved.filter((d) => d.tag).map((d) => restoreTag(d)))
   return restored.length ? ` Tags already moved were put back: ${restored.join('; ')}.` : ''
 }
