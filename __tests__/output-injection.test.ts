@@ -106,7 +106,7 @@ describe('hostile text in every field that reaches output', () => {
     await pushImage(registry.url, 'inject/record', 'build', image)
     const key = await keyPairSigner()
     const statement = JSON.parse(inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1').toString()) as { predicate: object }
-    statement.predicate = { environment: 'staging', digest: image.digest, promotedAt: HOSTILE, workflow: { actor: HOSTILE, repository: HOSTILE, runId: '7' } }
+    statement.predicate = { environment: 'staging', action: 'promote', digest: image.digest, destinations: [], promotedAt: HOSTILE, workflow: { actor: HOSTILE, repository: HOSTILE, runId: '7' } }
     await pushBundleReferrer(registry.url, 'inject/record', image, dsseBundle(key, Buffer.from(JSON.stringify(statement))), 'https://oci-promote.dev/promotion/v1')
     const run = await runAction({ image: `${registry.host}/inject/record:build`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-public-key': key.publicKeyPem })
     expect(run.exitCode).toBe(0)

@@ -123,6 +123,14 @@ describe('a production promotion is refused, with nothing written', () => {
     await expectClosed(repo, gateFor('staging'), `its statement is about sha256:${other.image.digest.slice(7)}, not ${image.digest}`)
   })
 
+  it('with a staging record signed by the trusted key that is not a well-formed record', async () => {
+    const { repo, image } = await seed()
+    const statement = JSON.parse(inTotoStatement(image.digest, PROMOTION_PREDICATE_TYPE).toString()) as { predicate: object }
+    statement.predicate = { environment: 'staging', action: 'promote', digest: image.digest, promotedAt: new Date().toISOString(), destinations: [{ reference: 'x', previousDigest: '../../etc', status: 'moved' }] }
+    await pushBundleReferrer(staging.url, repo, image, dsseBundle(releaser, Buffer.from(JSON.stringify(statement))), PROMOTION_PREDICATE_TYPE)
+    await expectClosed(repo, gateFor('staging'), 'has 1 verified record(s) that are not well-formed promotion records, none for "staging"')
+  })
+
   it('with a tampered staging record', async () => {
     const { repo, image } = await seed()
     const honest = JSON.parse(inTotoStatement(image.digest, PROMOTION_PREDICATE_TYPE).toString()) as { predicate: object }

@@ -8,7 +8,7 @@ import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
 import { DEFAULT_RETRY, type RetryPolicy } from './oci/transport.js'
-import { PROMOTION_PREDICATE_TYPE, attachBundle, promotionStatement, verificationSummary, type RecordSigner, type WorkflowRun } from './records.js'
+import { PROMOTION_PREDICATE_TYPE, attachBundle, promotionStatement, verificationSummary, type PromotionRecord, type RecordSigner, type WorkflowRun } from './records.js'
 // Type-only: the verifier is loaded on demand, so runs without a signature policy never load Sigstore.
 import type { EvidenceBatch, ImageVerifier, VerifiedSignature } from './verify/index.js'
 
@@ -59,7 +59,7 @@ export interface PromotionResult {
   /** Oddities met on the way (a fallback tag that is not an index, …). */
   readonly notes: readonly string[]
   /** The verified promotion record that opened a require-environment gate. */
-  readonly gate?: VerifiedSignature
+  readonly gate?: PromotionRecord
   /** Where this run's own promotion record was attached (`repository@digest`). */
   readonly records: readonly string[]
 }
@@ -209,7 +209,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   }
 
   const gate = deps.gate ? await checkPromotionGate({ ...deps.gate, repository: source, listing, root }) : undefined
-  if (gate) log.info(`gate "${deps.gate!.environment}" open: promotion record signed by ${gate.identity ?? gate.keyId}`)
+  if (gate) log.info(`gate "${deps.gate!.environment}" open: promotion record signed by ${gate.signature.identity ?? gate.signature.keyId}`)
 
   const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: [...listing.notes], records: [] as string[], ...(blobsVerified ? { blobsVerified } : {}), ...(gate ? { gate } : {}) }
 
@@ -254,7 +254,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
         const restores = deps.record!.restores?.[reference]
         return { reference, previousDigest: d.previousDigest, status: statusOf(d.previousDigest, digest), ...(restores ? { restores } : {}) }
       }),
-      verification: verificationSummary(gate ? [...verified, gate] : verified),
+      verification: verificationSummary(gate ? [...verified, gate.signature] : verified),
       workflow: deps.record.run,
       promotedAt: (deps.record.now?.() ?? new Date()).toISOString()
     })

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { PromoteError, errorMessage } from './errors.js'
-import { sha256Digest } from './oci/digest.js'
+import { SHA256_DIGEST, sha256Digest } from './oci/digest.js'
 import { toManifest, type Descriptor, type Manifest } from './oci/manifest.js'
 import { OCI_MANIFEST } from './oci/media-types.js'
 import { ReferrerIndex } from './oci/referrers.js'
@@ -16,6 +16,8 @@ import type { VerifiedSignature } from './verify/index.js'
  */
 export const PROMOTION_PREDICATE_TYPE = 'https://oci-promote.dev/promotion/v1'
 
+/** The annotation cosign v3 and actions/attest put on a bundle referrer, naming its predicate type. */
+export const PREDICATE_TYPE_ANNOTATION = 'dev.sigstore.bundle.predicateType'
 const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json'
 const EMPTY_CONFIG = Buffer.from('{}')
 const EMPTY_CONFIG_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json'
@@ -51,6 +53,52 @@ export interface PromotionPredicate {
   readonly verification: readonly { format: string; identity?: string; keyId?: string; issuer?: string; predicateType?: string }[]
   readonly workflow: WorkflowRun
   readonly promotedAt: string
+}
+
+/** A verified promotion record and what it says, checked field by field. */
+export interface PromotionRecord {
+  /** Who signed it, and how it verified. */
+  readonly signature: VerifiedSignature
+  readonly predicate: PromotionPredicate
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string'
+
+function readDestination(value: unknown): RecordedDestination | undefined {
+  const d = value as Partial<Record<keyof RecordedDestination, unknown>> | null
+  if (typeof d !== 'object' || d === null || !isString(d.reference) || !isString(d.status)) return undefined
+  if (d.previousDigest !== null && !(isString(d.previousDigest) && SHA256_DIGEST.test(d.previousDigest))) return undefined
+  if (d.restores !== undefined && !isString(d.restores)) return undefined
+  return { reference: d.reference, previousDigest: d.previousDigest, status: d.status, ...(d.restores !== undefined ? { restores: d.restores } : {}) }
+}
+
+/**
+ * The one reader of promotion records: the verified signature's predicate,
+ * read as this module writes it. A record signed by a trusted identity is
+ * still data; one that is not well-formed (a previousDigest that is no
+ * digest, a destination without a reference) is no record at all.
+ */
+export function readPromotionRecord(signature: VerifiedSignature): PromotionRecord | undefined {
+  if (signature.predicateType !== PROMOTION_PREDICATE_TYPE) return undefined
+  const p = signature.predicate as Partial<Record<keyof PromotionPredicate, unknown>> | null | undefined
+  if (typeof p !== 'object' || p === null || !isString(p.environment) || !isString(p.digest) || !SHA256_DIGEST.test(p.digest) || !isString(p.promotedAt)) return undefined
+  if (!Array.isArray(p.destinations)) return undefined
+  const destinations = p.destinations.map(readDestination)
+  if (destinations.some((d) => d === undefined)) return undefined
+  const workflow = typeof p.workflow === 'object' && p.workflow !== null ? Object.fromEntries(Object.entries(p.workflow).filter(([, v]) => isString(v))) : {}
+  return {
+    signature,
+    predicate: {
+      environment: p.environment,
+      action: p.action === 'rollback' ? 'rollback' : 'promote',
+      source: isString(p.source) ? p.source : '',
+      digest: p.digest,
+      destinations: destinations as RecordedDestination[],
+      verification: Array.isArray(p.verification) ? (p.verification as PromotionPredicate['verification']) : [],
+      workflow: workflow as WorkflowRun,
+      promotedAt: p.promotedAt
+    }
+  }
 }
 
 export function promotionStatement(repositoryName: string, predicate: PromotionPredicate): Buffer {
@@ -151,7 +199,7 @@ export async function attachBundle(repository: Repository, subject: Manifest, bu
   for (const [descriptor, bytes] of blobs) {
     if (!(await repository.hasBlob(descriptor))) await repository.writeBlob(descriptor, async () => Readable.from([bytes]))
   }
-  const annotations = { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': predicateType }
+  const annotations = { 'dev.sigstore.bundle.content': 'dsse-envelope', [PREDICATE_TYPE_ANNOTATION]: predicateType }
   const manifest = toManifest(
     Buffer.from(JSON.stringify({
       schemaVersion: 2,

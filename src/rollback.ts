@@ -1,14 +1,12 @@
 import pLimit, { type LimitFunction } from 'p-limit'
 import { findAttachments } from './attachments.js'
 import { PromoteError, errorMessage } from './errors.js'
-import { environmentRecords, promotedAt } from './gates.js'
-import { SHA256_DIGEST } from './oci/digest.js'
+import { environmentRecords } from './gates.js'
 import { formatReference, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
 import { promote, type PromoteDependencies, type PromotionRequest, type PromotionResult } from './promote.js'
-import type { PromotionPredicate, RecordedDestination } from './records.js'
-import { untrusted } from './untrusted.js'
-import type { ImageVerifier, VerifiedSignature } from './verify/index.js'
+import type { PromotionPredicate, PromotionRecord, RecordedDestination } from './records.js'
+import type { ImageVerifier } from './verify/index.js'
 
 export interface RollbackRequest extends Omit<PromotionRequest, 'source' | 'mode' | 'expectedDigest'> {
   /** The environment whose tags go back: its promotion records say where they were. */
@@ -17,7 +15,6 @@ export interface RollbackRequest extends Omit<PromotionRequest, 'source' | 'mode
 
 /** One verified record of the environment, with what it says of one destination. */
 interface Step {
-  readonly record: VerifiedSignature
   readonly action: PromotionPredicate['action']
   readonly at: string
   readonly entry: RecordedDestination
@@ -28,17 +25,16 @@ async function stepsAt(repository: Repository, digest: string, where: string, en
   const root = await repository.fetchManifest(digest)
   if (!root) throw new PromoteError('MANIFEST_UNKNOWN', `${where} ${required ? 'points at' : 'held'} ${digest}, which ${repository.name} no longer has`)
   const listing = await findAttachments(repository, [digest], limit)
-  let records: VerifiedSignature[]
+  let records: PromotionRecord[]
   try {
     records = await environmentRecords({ environment, verifier, repository, listing, root })
   } catch (error) {
     if (!required) return []
     throw new PromoteError('PROMOTION_GATE', `cannot roll back ${where}: ${errorMessage(error)}`, { cause: error })
   }
-  return records.flatMap((record) => {
-    const predicate = record.predicate as Partial<PromotionPredicate>
-    const entry = Array.isArray(predicate.destinations) ? predicate.destinations.find((d) => d?.reference === where) : undefined
-    return entry ? [{ record, action: predicate.action === 'rollback' ? 'rollback' : 'promote', at: promotedAt(record), entry }] : []
+  return records.flatMap(({ predicate }) => {
+    const entry = predicate.destinations.find((d) => d.reference === where)
+    return entry ? [{ action: predicate.action, at: predicate.promotedAt, entry }] : []
   })
 }
 
@@ -82,7 +78,6 @@ export async function rollback(request: RollbackRequest, deps: PromoteDependenci
       const undo = promotionToUndo(await stepsAt(repository, current, where, request.environment, deps.recordVerifier, limit, true), where, current, request.environment)
       const previous = undo.entry.previousDigest
       if (!previous) throw new PromoteError('NOT_PROMOTED', `${where} was created by the promotion of ${current}; there is no earlier digest to roll back to`)
-      if (typeof previous !== 'string' || !SHA256_DIGEST.test(previous)) throw new PromoteError('PROMOTION_GATE', `the "${request.environment}" record of ${current} names "${untrusted(previous)}" as what ${where} held before, which is not a sha256 digest`)
       // Where the rollback after this one continues: the promotion that brought `previous` here before the one undone.
       const before = (await stepsAt(repository, previous, where, request.environment, deps.recordVerifier, limit, false)).find((s) => s.action === 'promote' && s.at < undo.at)
       return { ref, where, previous, ...(before ? { restores: before.at } : {}) }

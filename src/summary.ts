@@ -79,11 +79,10 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     lines.push('')
   }
   if (result.gate) {
-    const g = result.gate
-    const predicate = g.predicate as { environment?: string; promotedAt?: string; workflow?: { repository?: string; runId?: string; actor?: string } } | undefined
-    const by = predicate?.workflow?.actor ? ` by ${cell(predicate.workflow.actor)}` : ''
-    const run = predicate?.workflow?.repository && predicate.workflow.runId ? ` in run ${cell(predicate.workflow.repository)}#${cell(predicate.workflow.runId)}` : ''
-    lines.push(`**Chain:** built and signed as above → promoted to ${code(predicate?.environment ?? '?')}${by}${run}${predicate?.promotedAt ? ` at ${cell(predicate.promotedAt)}` : ''}, record signed by ${code(g.identity ?? g.keyId ?? 'unknown')} → now this promotion.`, '')
+    const { predicate, signature } = result.gate
+    const by = predicate.workflow.actor ? ` by ${cell(predicate.workflow.actor)}` : ''
+    const run = predicate.workflow.repository && predicate.workflow.runId ? ` in run ${cell(predicate.workflow.repository)}#${cell(predicate.workflow.runId)}` : ''
+    lines.push(`**Chain:** built and signed as above → promoted to ${code(predicate.environment)}${by}${run}${predicate.promotedAt ? ` at ${cell(predicate.promotedAt)}` : ''}, record signed by ${code(signature.identity ?? signature.keyId ?? 'unknown')} → now this promotion.`, '')
   }
   if (result.records.length > 0) {
     lines.push(`**Promotion record:** signed and attached at ${result.records.map(code).join(', ')}.`, '')
