@@ -230,7 +230,7 @@ describe('mode: rollback', () => {
     const check = await promote({ source: `${production.host}/${repo}:prod`, to: ['prod'], mode: 'verify' }, { gate: gateFor('production') })
     expect(check.error).toBeUndefined()
     const records = await (async () => {
-      const { findAttachments } = await import('../src/attachments.ts')
+      const { findAttachments } = await import('../src/oci/attachments.ts')
       const h = createHarness()
       try {
         const { parseReference } = await import('../src/oci/reference.ts')

@@ -1,4 +1,4 @@
-import type { AttachmentListing } from './attachments.js'
+import type { AttachmentListing } from './oci/attachments.js'
 import { PromoteError, errorMessage } from './errors.js'
 import type { Manifest } from './oci/manifest.js'
 import type { Repository } from './oci/repository.js'

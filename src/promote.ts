@@ -1,5 +1,6 @@
 import pLimit from 'p-limit'
-import { copyAttachments, findAttachments, type AttachmentListing } from './attachments.js'
+import { copyAttachments } from './carry.js'
+import { findAttachments, type AttachmentListing } from './oci/attachments.js'
 import { copyImageContent, emptyStats, type CopyStats } from './copy.js'
 import { PromoteError, errorMessage } from './errors.js'
 import { checkPromotionGate } from './gates.js'

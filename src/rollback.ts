@@ -1,5 +1,5 @@
 import pLimit, { type LimitFunction } from 'p-limit'
-import { findAttachments } from './attachments.js'
+import { findAttachments } from './oci/attachments.js'
 import { PromoteError, errorMessage } from './errors.js'
 import { environmentRecords } from './gates.js'
 import { formatReference, type Reference } from './oci/reference.js'

@@ -1,5 +1,5 @@
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle'
-import type { Attachment } from '../attachments.js'
+import type { Attachment } from '../oci/attachments.js'
 import type { Descriptor } from '../oci/manifest.js'
 import { errorMessage } from '../errors.js'
 import { readBlob } from '../oci/referrers.js'

@@ -1,4 +1,4 @@
-import type { AttachmentListing } from '../attachments.js'
+import type { AttachmentListing } from '../oci/attachments.js'
 import pLimit from 'p-limit'
 import { PromoteError } from '../errors.js'
 import { untrusted } from '../untrusted.js'

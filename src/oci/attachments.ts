@@ -1,11 +1,12 @@
+// Finding what is attached to an image (cosign's legacy tags and OCI referrers): a registry concern, which
+// verification rests on. Carrying attachments to another repository is copying, in src/carry.ts.
 import type { LimitFunction } from 'p-limit'
-import { copyImageContent, type CopyOptions } from './copy.js'
-import { digestTag } from './oci/digest.js'
-import { PromoteError, type ErrorCode } from './errors.js'
-import { parseManifest, toManifest, type Descriptor, type Manifest, type ManifestContent } from './oci/manifest.js'
-import { ReferrerIndex, listReferrers } from './oci/referrers.js'
-import type { Repository } from './oci/repository.js'
-import { untrusted } from './untrusted.js'
+import { PromoteError, type ErrorCode } from '../errors.js'
+import { untrusted } from '../untrusted.js'
+import { digestTag } from './digest.js'
+import { parseManifest, type Descriptor, type Manifest, type ManifestContent } from './manifest.js'
+import { listReferrers } from './referrers.js'
+import type { Repository } from './repository.js'
 
 /** Cosign's legacy tag suffixes: https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md */
 export const LEGACY_SUFFIXES = ['sig', 'att', 'sbom'] as const
@@ -43,7 +44,7 @@ const CONTENT_ERRORS: ReadonlySet<ErrorCode> = new Set(['MANIFEST_INVALID', 'MAN
  * malformed, it is skipped with a note. Anyone who can push to a repository
  * can attach anything, and that must never block a correctly signed image.
  */
-async function alone<T>(notes: string[], what: string, work: () => Promise<T>): Promise<T | undefined> {
+export async function alone<T>(notes: string[], what: string, work: () => Promise<T>): Promise<T | undefined> {
   try {
     return await work()
   } catch (error) {
@@ -116,58 +117,4 @@ export async function findAttachments(repository: Repository, subjects: readonly
     })
   )
   return { attachments: perSubject.flat(), notes, referrersVia }
-}
-
-/** A legacy tag already present with other signatures: keep both sets of layers, as cosign appends them. */
-function mergeLegacy(existing: Manifest, incoming: Attachment, label: string): Manifest | undefined {
-  const current = JSON.parse(existing.bytes.toString('utf8')) as { layers?: Descriptor[] }
-  const have = new Set((current.layers ?? []).map((l) => l.digest))
-  const missing = incoming.content.blobs.slice(1).filter((l) => !have.has(l.digest))
-  if (missing.length === 0) return undefined
-  const merged = { ...current, layers: [...(current.layers ?? []), ...missing] }
-  return toManifest(Buffer.from(JSON.stringify(merged)), existing.mediaType, label)
-}
-
-export interface AttachmentCopyResult {
-  copied: number
-  present: number
-  /** Attachments that could not be carried (a blob missing at the source, …): said, and left behind. */
-  notes: string[]
-}
-
-/**
- * Carries attachments to another repository: their blobs, then the legacy tag
- * (merged with any signatures already there) or the referrer manifest, listed
- * in the fallback index where the destination has no referrers API.
- */
-export async function copyAttachments(attachments: readonly Attachment[], from: Repository, to: Repository, options: CopyOptions): Promise<AttachmentCopyResult> {
-  const result: AttachmentCopyResult = { copied: 0, present: 0, notes: [] }
-  const referrers = new ReferrerIndex(to)
-
-  await Promise.all(
-    attachments.map((attachment) => alone(result.notes, `carrying ${from.name}:${attachment.reference} to ${to.name}`, async () => {
-      await copyImageContent({ root: attachment.manifest, children: [], blobs: attachment.content.blobs, platforms: [] }, from, to, options)
-      if (attachment.kind !== 'referrer') {
-        const existing = await to.fetchManifest(attachment.reference)
-        if (existing?.digest === attachment.manifest.digest) {
-          result.present++
-          return
-        }
-        const manifest = existing ? mergeLegacy(existing, attachment, `${to.name}:${attachment.reference}`) : attachment.manifest
-        if (!manifest) {
-          result.present++
-          return
-        }
-        await options.limit(() => to.putManifest(attachment.reference, manifest))
-        result.copied++
-        return
-      }
-      const present = await to.hasManifest(attachment.manifest.digest)
-      if (!present) await options.limit(() => to.putManifest(attachment.manifest.digest, attachment.manifest))
-      const listed = await referrers.add(attachment.subject, attachment.descriptor)
-      if (present && !listed) result.present++
-      else result.copied++
-    }))
-  )
-  return result
 }
