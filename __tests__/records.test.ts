@@ -7,6 +7,7 @@ import { buildImage, type Image } from '../scripts/lib/images.ts'
 import { PROMOTION_PREDICATE_TYPE, keyRecordSigner, type RecordSigner } from '../src/records.ts'
 import { ImageVerifier } from '../src/verify/index.ts'
 import { signaturePredicateTypes } from '../src/verify/policy.ts'
+import { storeDependencies } from '../src/run.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { createHarness, type HarnessOptions, type HarnessRequest } from './support/harness.ts'
@@ -198,10 +199,8 @@ describe('mode: rollback', () => {
       const results = await rollback(
         { environment, destinations: tags.map((t) => parseReference(t)), verifyBlobs: false, concurrency: 4 },
         {
-          repository: (ref) => h.stores.repository(ref),
-          declareAccess: (ref, action) => h.stores.declareAccess(ref, action),
-          recordVerifier: gateFor(environment, key)!.verifier,
-          ...(withRecord ? { record: { environment, signer, run: RUN, action: 'rollback' as const } } : {})
+          ...storeDependencies(h.stores, withRecord ? { record: { environment, signer, run: RUN, action: 'rollback' as const } } : {}),
+          recordVerifier: gateFor(environment, key)!.verifier
         }
       )
       return { results, writes: h.writes() }

@@ -44,7 +44,8 @@ const withoutHttp2 = {
 
 await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
 const result = await build({
-  entryPoints: ['src/index.ts'],
+  // The action (index.js) and the CLI (cli.js) share their chunks.
+  entryPoints: ['src/index.ts', 'src/cli.ts'],
   outdir: 'dist',
   // Sigstore and the GitHub API client are imported on demand into their own chunks.
   splitting: true,

@@ -48,3 +48,8 @@ export class PromoteError extends Error {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
+
+/** How a failed run says why: the code first, as scripts and searches key on it ("SIGNATURE_NOT_VERIFIED: …"). */
+export function failureMessage(error: unknown): string {
+  return error instanceof PromoteError ? `${error.code}: ${error.message}` : errorMessage(error)
+}

@@ -43,8 +43,24 @@ function fail(input: string, message: string, cause?: unknown): never {
   throw new PromoteError('INPUT_INVALID', `input "${input}": ${message}`, cause === undefined ? {} : { cause })
 }
 
+/**
+ * Where input values come from: the action's INPUT_* variables, or the CLI's
+ * flags (named like the inputs). Secrets found while reading are handed to
+ * `secret` to be masked.
+ */
+export interface InputSource {
+  get(name: string): string
+  secret(value: string): void
+}
+
+/** The action's inputs, as the runner passes them. */
+export const actionInputs: InputSource = { get: (name) => core.getInput(name), secret: (value) => core.setSecret(value) }
+
+// Set for the duration of one (synchronous) getInputs call.
+let source: InputSource = actionInputs
+
 function read(name: string): string {
-  const value = core.getInput(name)
+  const value = source.get(name)
   if (value.length > MAX_INPUT_LENGTH) fail(name, `is ${value.length} characters long; at most ${MAX_INPUT_LENGTH} are accepted`)
   return value
 }
@@ -193,7 +209,7 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
     }
   }
   // The runner masks line by line: register every line of the key's body, not the PEM as one value.
-  for (const line of signingKey.split(/\r?\n/)) if (line.trim() && !line.startsWith('-----')) core.setSecret(line.trim())
+  for (const line of signingKey.split(/\r?\n/)) if (line.trim() && !line.startsWith('-----')) source.secret(line.trim())
   const required = read('require-environment').trim()
   if (mode === 'rollback' && !environment) fail('environment', 'is required with mode: rollback: the environment whose tags go back (its promotion records say where they were)')
   let recordPolicy: SignaturePolicy | undefined
@@ -228,7 +244,12 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
 }
 
 /** Reads and checks every input; the only place that does. Nothing here touches the network. */
-export function getInputs(): Inputs {
+export function getInputs(from: InputSource = actionInputs): Inputs {
+  source = from
+  return readInputs()
+}
+
+function readInputs(): Inputs {
   const imageText = read('image').trim()
   if (imageText === '') fail('image', 'is required: the image to promote, e.g. ghcr.io/acme/app:build-42 or ghcr.io/acme/app@sha256:…')
   const image = readReference('image', () => parseReference(imageText))
@@ -253,7 +274,7 @@ export function getInputs(): Inputs {
   const deadlineSeconds = readWholeNumber('deadline-seconds', DEFAULT_DEADLINE_SECONDS, 10, 6 * 3600)
 
   const githubToken = read('github-token').trim()
-  if (githubToken) core.setSecret(githubToken)
+  if (githubToken) source.secret(githubToken)
 
   const insecureRegistries = splitList(read('insecure-registries'))
   for (const host of insecureRegistries) {

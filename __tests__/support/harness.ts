@@ -8,6 +8,7 @@ import { promote, type PromoteDependencies, type PromotionRequest, type Promotio
 import { parseDestination, parseReference } from '../../src/oci/reference.ts'
 import { ImageVerifier, type EvidenceBatch } from '../../src/verify/index.ts'
 import type { SignatureVerifier } from '../../src/verify/verifier.ts'
+import { storeDependencies } from '../../src/run.ts'
 
 export interface RecordedRequest {
   readonly method: string
@@ -88,15 +89,12 @@ export function createHarness(options: HarnessOptions = {}): Harness {
           ...rest,
           source
         },
-        {
-          repository: (ref) => stores.repository(ref),
-          declareAccess: (ref, action) => stores.declareAccess(ref, action),
-          checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
+        storeDependencies(stores, {
           retry: options.retry ?? FAST_RETRY,
           ...(options.verifier ? { verifier: new ImageVerifier(options.verifier) } : {}),
           ...(options.externalEvidence ? { externalEvidence: options.externalEvidence } : {}),
           ...options.deps
-        }
+        })
       )
     },
     writes() {

@@ -94,8 +94,10 @@ export class ImageVerifier {
  * `verify-bundle` checks it: the bundle's message digest or statement subject
  * must be the artifact's sha256, under the policy and trust given.
  */
-export async function verifyArtifactBundle(input: { readonly bundle: unknown; readonly artifact: Buffer; readonly policy: SignaturePolicy; readonly trust: TrustOptions }): Promise<VerifiedSignature> {
-  const [evidence] = evidenceFromBundles('sigstore-bundle', sha256Digest(input.artifact), 'bundle', [input.bundle])
+export async function verifyArtifactBundle(input: { readonly bundle: unknown; readonly artifact?: Buffer; readonly digest?: string; readonly policy: SignaturePolicy; readonly trust: TrustOptions }): Promise<VerifiedSignature> {
+  const subject = input.artifact ? sha256Digest(input.artifact) : input.digest
+  if (!subject) throw new PromoteError('INPUT_INVALID', 'verify-bundle needs the artifact or its sha256 digest')
+  const [evidence] = evidenceFromBundles('sigstore-bundle', subject, 'bundle', [input.bundle])
   return new SignatureVerifier(input.policy, new TrustRoot(input.trust)).verify(evidence!, input.artifact)
 }
 

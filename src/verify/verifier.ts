@@ -52,9 +52,8 @@ function signedArtifact(evidence: Evidence, bundle: Bundle, subjectManifest: Buf
   }
   const signed = bundle.content.messageSignature.messageDigest?.digest.toString('hex')
   // A bundle signing a message directly binds the image only if that message is the manifest itself.
-  if (signed !== evidence.subject.slice('sha256:'.length) || !subjectManifest) {
-    throw new Error(`it signs a message with digest ${signed ?? 'unknown'}, not the manifest ${evidence.subject}`)
-  }
+  if (signed !== evidence.subject.slice('sha256:'.length)) throw new Error(`it signs a message with digest ${signed ?? 'unknown'}, not ${evidence.subject}`)
+  if (!subjectManifest) throw new Error('it signs a message, and checking a message signature needs the signed bytes themselves, not only their digest')
   return subjectManifest
 }
 

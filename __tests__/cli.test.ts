@@ -1,0 +1,73 @@
+// `oci-promote` as a command (dist/cli.js), against the real registry: flags named like the inputs, outputs as JSON
+// on stdout, the log on stderr, and the documented exit codes.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { fileURLToPath } from 'node:url'
+import { buildImage } from '../scripts/lib/images.ts'
+import { runProcess } from '../scripts/lib/runner.ts'
+import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import { keyPairSigner, pushLegacyTag, signatureLayer, simpleSigningPayload } from './support/sigstore.ts'
+
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+let registry: RunningRegistry
+
+beforeAll(async () => {
+  registry = await startRegistry()
+})
+afterAll(async () => {
+  await registry?.stop()
+})
+
+/** Runs the CLI with no GitHub or docker-config surroundings leaking in from the test's own environment. */
+function cli(...args: string[]) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GITHUB_') && !k.startsWith('INPUT_')))
+  return runProcess(process.execPath, [CLI, ...args], { ...env, DOCKER_CONFIG: '/nonexistent-oci-promote-cli' })
+}
+
+describe('oci-promote promote|plan|verify', () => {
+  it('promotes a key-signed image with flags named like the inputs, printing the outputs as JSON', async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'cli/app', 'build', image)
+    const key = await keyPairSigner()
+    await pushLegacyTag(registry.url, 'cli/app', image.digest, 'sig', [signatureLayer(key, simpleSigningPayload('cli/app', image.digest))])
+
+    const planned = await cli('plan', `${registry.host}/cli/app:build`, '--to', 'staging', '--to', 'prod', '--public-key', key.publicKeyPem)
+    expect(planned.exitCode).toBe(0)
+    expect(JSON.parse(planned.stdout).promoted.map((p: { status: string }) => p.status)).toEqual(['planned', 'planned'])
+    expect(await tagDigest(registry.url, 'cli/app', 'staging')).toBeUndefined()
+
+    const run = await cli('promote', '--image', `${registry.host}/cli/app:build`, '--to=staging', '--to', 'prod', '--public-key', key.publicKeyPem, '--digest', image.digest)
+    expect(run.exitCode).toBe(0)
+    const outputs = JSON.parse(run.stdout) as { digest: string; image: string; promoted: { reference: string; status: string }[]; verified: { format: string }[] }
+    expect(outputs).toMatchObject({ digest: image.digest, image: `${registry.host}/cli/app@${image.digest}` })
+    expect(outputs.promoted).toEqual([expect.objectContaining({ reference: `${registry.host}/cli/app:staging`, status: 'created' }), expect.objectContaining({ reference: `${registry.host}/cli/app:prod`, status: 'created' })])
+    expect(outputs.verified).toEqual([expect.objectContaining({ format: 'cosign-signature' })])
+    expect(run.stderr).toContain(`created   ${registry.host}/cli/app:prod @ ${image.digest}`)
+    expect(await tagDigest(registry.url, 'cli/app', 'prod')).toBe(image.digest)
+
+    const verified = await cli('verify', `${registry.host}/cli/app@${image.digest}`, '--to', 'staging', '--to', 'prod', '--no-verify-signature')
+    expect(verified.exitCode).toBe(0)
+    expect(JSON.parse(verified.stdout).promoted.map((p: { status: string }) => p.status)).toEqual(['verified', 'verified'])
+  })
+
+  it('exits 1 when the gate refuses, writing nothing, and 2 on bad usage or input', async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'cli/unsigned', 'build', image)
+    const refused = await cli('promote', `${registry.host}/cli/unsigned:build`, '--to', 'prod', '--public-key', (await keyPairSigner()).publicKeyPem)
+    expect(refused.exitCode).toBe(1)
+    expect(refused.stdout).toBe('')
+    expect(refused.stderr).toContain('oci-promote: SIGNATURE_NOT_VERIFIED: signature policy not satisfied')
+    expect(await tagDigest(registry.url, 'cli/unsigned', 'prod')).toBeUndefined()
+
+    for (const [args, message] of [
+      [['promote', `${registry.host}/cli/unsigned:build`, '--to', 'prod', '--no-such-flag', 'x'], 'unknown flag --no-such-flag'],
+      [['promote', `${registry.host}/cli/unsigned:build`, '--to', 'prod', '--concurrency', '0', '--no-verify-signature'], 'INPUT_INVALID: input "concurrency"'],
+      [['promote', `${registry.host}/cli/unsigned:build`, '--to', 'prod'], 'SIGNATURE_POLICY_MISSING'],
+      [['deploy'], 'unknown command "deploy"']
+    ] as const) {
+      const bad = await cli(...args)
+      expect(bad.exitCode).toBe(2)
+      expect(bad.stderr).toContain(message)
+    }
+    expect((await cli('--version')).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+  })
+})

@@ -1,0 +1,151 @@
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Inputs } from './inputs.js'
+import { DockerCredentials } from './oci/credentials.js'
+import { Stores } from './oci/stores.js'
+import { Transport } from './oci/transport.js'
+import { promote, type Logger, type PromoteDependencies, type PromotionResult } from './promote.js'
+import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
+import { rollback } from './rollback.js'
+import { USER_AGENT } from './version.js'
+import type { ImageVerifier } from './verify/index.js'
+import type { SignaturePolicy } from './verify/policy.js'
+
+/**
+ * The engine the action and the CLI share: from checked inputs to a
+ * promotion's result. It knows nothing of @actions/core; where its output
+ * goes (workflow log, terminal) and how secrets are masked is the caller's.
+ */
+export interface RunContext {
+  readonly log: Logger
+  readonly onSecret: (secret: string) => void
+  /** GITHUB_* of a workflow run (records, attestations, ghcr.io), RUNNER_TEMP; process.env in practice. */
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+export interface RunOutcome {
+  readonly result: PromotionResult
+  /** False when verify-signature was off. */
+  readonly signaturesChecked: boolean
+}
+
+/** Sigstore is loaded only when a policy needs it: it is most of the bundle's start-up cost. */
+async function createVerifier(inputs: Inputs, policy: SignaturePolicy | undefined, env: RunContext['env']): Promise<ImageVerifier | undefined> {
+  if (!policy) return undefined
+  const { createImageVerifier } = await import('./verify/index.js')
+  return createImageVerifier(policy, {
+    ...(inputs.trustedRoot ? { trustedRootPath: inputs.trustedRoot } : {}),
+    tufCachePath: join(env['RUNNER_TEMP'] ?? tmpdir(), 'oci-promote-sigstore-tuf')
+  })
+}
+
+/** The workflow run a promotion record names, from the runner's environment. */
+function workflowRun(env: RunContext['env']): WorkflowRun {
+  const pick = (name: string): string | undefined => env[name] || undefined
+  const run = {
+    repository: pick('GITHUB_REPOSITORY'),
+    workflowRef: pick('GITHUB_WORKFLOW_REF'),
+    commit: pick('GITHUB_SHA'),
+    runId: pick('GITHUB_RUN_ID'),
+    runAttempt: pick('GITHUB_RUN_ATTEMPT'),
+    actor: pick('GITHUB_ACTOR')
+  }
+  return Object.fromEntries(Object.entries(run).filter(([, v]) => v !== undefined))
+}
+
+async function createRecordSigner(inputs: Inputs): Promise<RecordSigner | undefined> {
+  const record = inputs.promotion.record
+  if (!record) return undefined
+  return record.signingKey ? keyRecordSigner(record.signingKey) : keylessRecordSigner(record)
+}
+
+/** The dependencies a promotion runs on, over one set of stores: the action, the CLI and the tests build them here. */
+export function storeDependencies(stores: Stores, rest: Omit<PromoteDependencies, 'repository' | 'declareAccess' | 'checkWriteAccess'>): PromoteDependencies {
+  return {
+    repository: (ref) => stores.repository(ref),
+    declareAccess: (ref, action) => stores.declareAccess(ref, action),
+    checkWriteAccess: (ref) => stores.checkWriteAccess(ref),
+    ...rest
+  }
+}
+
+/** Promotes (or plans, verifies, rolls back) as the inputs say, within their deadline. */
+export async function runPromotion(inputs: Inputs, context: RunContext): Promise<RunOutcome> {
+  const { log, env } = context
+  const deadline = AbortSignal.timeout(inputs.deadlineSeconds * 1000)
+  const transport = new Transport({ userAgent: USER_AGENT, debug: log.debug, signal: deadline })
+  try {
+    const verifier = await createVerifier(inputs, inputs.signaturePolicy, env)
+    const gate = inputs.promotion.gate
+    const recordVerifier = await createVerifier(inputs, inputs.promotion.recordPolicy, env)
+    const recordSigner = await createRecordSigner(inputs)
+    const githubRepository = env['GITHUB_REPOSITORY']
+    const externalEvidence =
+      verifier && inputs.githubToken && githubRepository
+        ? (await import('./verify/github.js')).githubAttestations({ token: inputs.githubToken, repository: githubRepository, ...(env['GITHUB_API_URL'] ? { apiUrl: env['GITHUB_API_URL'] } : {}) })
+        : undefined
+    const stores = new Stores({
+      transport,
+      credentials: new DockerCredentials({
+        ...(inputs.githubToken ? { githubToken: inputs.githubToken } : {}),
+        ...(env['GITHUB_ACTOR'] ? { githubActor: env['GITHUB_ACTOR'] } : {}),
+        onSecret: context.onSecret
+      }),
+      insecureRegistries: inputs.insecureRegistries,
+      onSecret: context.onSecret
+    })
+    const request = {
+      destinations: inputs.to,
+      ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}),
+      verifyBlobs: inputs.verifyBlobs,
+      concurrency: inputs.concurrency,
+      copySignatures: inputs.copySignatures,
+      historyTags: inputs.historyTags
+    }
+    const deps = storeDependencies(stores, {
+      log,
+      retry: transport.retryPolicy,
+      signal: deadline,
+      ...(verifier ? { verifier } : {}),
+      ...(externalEvidence ? { externalEvidence } : {}),
+      ...(gate && recordVerifier ? { gate: { environment: gate.environment, verifier: recordVerifier } } : {}),
+      ...(recordSigner && inputs.promotion.environment
+        ? { record: { environment: inputs.promotion.environment, signer: recordSigner, run: workflowRun(env), action: inputs.mode === 'rollback' ? ('rollback' as const) : ('promote' as const) } }
+        : {})
+    })
+    const result =
+      inputs.mode === 'rollback'
+        ? await rollback({ ...request, environment: inputs.promotion.environment! }, { ...deps, recordVerifier: recordVerifier! })
+        : await promote({ ...request, source: inputs.image, mode: inputs.mode, ...(inputs.digest ? { expectedDigest: inputs.digest } : {}) }, deps)
+    return { result, signaturesChecked: verifier !== undefined }
+  } finally {
+    await transport.close()
+  }
+}
+
+/** The outputs of a run, named as action.yml names them; the action sets them, the CLI prints them. */
+export function outputsOf(result: PromotionResult): { digest: string; image: string; verified: object[]; promoted: object[] } {
+  return {
+    digest: result.digest,
+    image: result.image,
+    verified: result.verified.map((v) => ({
+      format: v.format,
+      subject: v.subject,
+      ...(v.identity ? { identity: v.identity } : {}),
+      ...(v.keyId ? { 'key-id': v.keyId } : {}),
+      ...(v.issuer ? { issuer: v.issuer } : {}),
+      ...(v.predicateType ? { 'predicate-type': v.predicateType } : {}),
+      ...(v.logIndex !== undefined ? { 'log-index': v.logIndex } : {}),
+      source: v.source
+    })),
+    promoted: result.destinations.map((d) => ({ reference: d.reference, digest: d.digest, 'previous-digest': d.previousDigest, status: d.status }))
+  }
+}
+
+/** A run's lines for the log, after its result: one per destination, and why digest may be empty. */
+export function resultLines(result: PromotionResult): string[] {
+  return [
+    ...result.destinations.map((d) => `${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`),
+    ...(result.digest ? [] : ["the destinations now hold different digests, so the digest and image outputs are empty: read each destination's from the promoted output"])
+  ]
+}
