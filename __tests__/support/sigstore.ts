@@ -182,10 +182,7 @@ export function trustedRootJson(options: { ca?: TestCA; rekor?: TestRekor }): ob
   }
 }
 
-/** cosign's simple-signing payload for a digest. */
-export function simpleSigningPayload(repository: string, digest: string): Buffer {
-  return Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': repository }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }))
-}
+export { simpleSigningPayload } from '../../scripts/lib/cosign.ts'
 
 export function inTotoStatement(digest: string, predicateType: string, name = 'image'): Buffer {
   return Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name, digest: { sha256: digest.slice(7) } }], predicateType, predicate: { builder: { id: 'oci-promote tests' } } }))
