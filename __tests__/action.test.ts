@@ -133,7 +133,7 @@ describe('dist/index.js', () => {
     for (const [tag, image] of [['a', a], ['b', b], ['c', c]] as const) await pushImage(registry.url, 'acme/split', tag, image)
     const key = await keyPairSigner()
     const record = { 'verify-signature': 'false', environment: 'production', 'attest-promotion': 'true', 'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
-    for (const [tag, to] of [['a', 'prod-eu'], ['b', 'prod-us'], ['c', 'prod-eu\nprod-us']]) {
+    for (const [tag, to] of [['a', 'prod-eu'], ['b', 'prod-us'], ['c', 'prod-eu\nprod-us']] as const) {
       const step = await runAction({ image: `${registry.host}/acme/split:${tag}`, to, ...record })
       expect(step.stdout).not.toContain('::error::')
     }

@@ -32,13 +32,13 @@ afterAll(async () => {
   await Promise.all([staging?.stop(), production?.stop()])
 })
 
-function gateFor(environment: string, key: Signer = releaser): NonNullable<HarnessOptions['deps']>['gate'] {
+function gateFor(environment: string, key: Signer = releaser): NonNullable<NonNullable<HarnessOptions['deps']>['gate']> {
   const verifier = new SignatureVerifier({ publicKeys: [createPublicKey(key.publicKeyPem)], issuer: 'unused', attestationType: PROMOTION_PREDICATE_TYPE, predicateTypes: [PROMOTION_PREDICATE_TYPE], signedPlatforms: 'index' }, new TrustRoot({}))
   return { environment, verifier: new ImageVerifier(verifier) }
 }
 
-async function promote(request: HarnessRequest, deps: HarnessOptions['deps']) {
-  const h = createHarness({ deps })
+async function promote(request: HarnessRequest, deps?: HarnessOptions['deps']) {
+  const h = createHarness(deps ? { deps } : {})
   try {
     return { result: await h.run(request), writes: h.writes() }
   } catch (error) {

@@ -104,7 +104,7 @@ interface Destination {
   readonly tag?: string
   readonly copy: DestinationResult['copy']
   /** What the destination held before this run, read and hashed by its check; undefined when it held nothing. */
-  previous?: Manifest
+  previous?: Manifest | undefined
   /** `previous`'s digest, or null. */
   readonly previousDigest: string | null
 }

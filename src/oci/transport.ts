@@ -182,7 +182,7 @@ export class Transport {
   readonly #dispatcher: Dispatcher
   readonly #retry: RetryPolicy
   readonly #userAgent: string
-  readonly #signal?: AbortSignal
+  readonly #signal: AbortSignal | undefined
   readonly #debug: (message: string) => void
   #requestCount = 0
 

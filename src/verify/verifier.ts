@@ -80,7 +80,7 @@ function checkBinding(evidence: Evidence, bundle: Bundle, predicateTypes: Signat
       throw new Error(`it is an attestation of type ${predicateType ?? '(none)'}, which this policy does not take as a signature of the image (accepted: ${predicateTypes.join(', ')})`)
     }
     // A predicate is kept for what reads it later (promotion records); a large one is dropped once checked.
-    return { predicateType, ...(envelope.payload.length <= MAX_KEPT_STATEMENT_BYTES ? { predicate: statement.predicate } : {}) }
+    return { ...(predicateType ? { predicateType } : {}), ...(envelope.payload.length <= MAX_KEPT_STATEMENT_BYTES ? { predicate: statement.predicate } : {}) }
   }
   if (evidence.format === 'cosign-signature') {
     const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: unknown; image?: Record<string, unknown> } }
