@@ -45,7 +45,11 @@ describe('dist/index.js', () => {
       { reference: `${registry.host}/acme/mirror:staging`, digest: index.digest, 'previous-digest': null, status: 'created' },
       { reference: `${registry.host}/acme/app:prod`, digest: index.digest, 'previous-digest': previous.digest, status: 'moved' }
     ])
-    for (const [repo, tag] of [['acme/app', 'staging'], ['acme/mirror', 'staging'], ['acme/app', 'prod']] as const) {
+    for (const [repo, tag] of [
+      ['acme/app', 'staging'],
+      ['acme/mirror', 'staging'],
+      ['acme/app', 'prod']
+    ] as const) {
       expect(await tagDigest(registry.url, repo, tag)).toBe(index.digest)
     }
     expect(run.summary).toContain('### oci-promote: Promoted')
@@ -77,7 +81,9 @@ describe('dist/index.js', () => {
     const identity = 'https://github.com/acme/release/.github/workflows/build.yml@refs/tags/v1.0.0'
     const image = buildImage()
     await pushImage(registry.url, 'acme/signed', 'build', image)
-    await pushLegacyTag(registry.url, 'acme/signed', image.digest, 'sig', [signatureLayer(await ca.issue(identity), simpleSigningPayload('acme/signed', image.digest), rekor)])
+    await pushLegacyTag(registry.url, 'acme/signed', image.digest, 'sig', [
+      signatureLayer(await ca.issue(identity), simpleSigningPayload('acme/signed', image.digest), rekor)
+    ])
 
     const run = await runAction({
       image: `${registry.host}/acme/signed:build`,
@@ -88,7 +94,13 @@ describe('dist/index.js', () => {
     expect(run.stdout).not.toContain('::error::')
     expect(run.exitCode).toBe(0)
     expect(JSON.parse(run.outputs['verified']!)).toEqual([
-      expect.objectContaining({ format: 'cosign-signature', subject: image.digest, identity, issuer: 'https://token.actions.githubusercontent.com', 'log-index': expect.any(String) })
+      expect.objectContaining({
+        format: 'cosign-signature',
+        subject: image.digest,
+        identity,
+        issuer: 'https://token.actions.githubusercontent.com',
+        'log-index': expect.any(String)
+      })
     ])
     expect(run.summary).toContain('verified before promoting; 1 signature satisfied the policy')
     expect(run.summary).toContain(`<code>${identity}</code>`)
@@ -98,7 +110,9 @@ describe('dist/index.js', () => {
   it('refuses an image signed by another key, through the public-key input given as a file', async () => {
     const image = buildImage()
     await pushImage(registry.url, 'acme/keyed', 'build', image)
-    await pushLegacyTag(registry.url, 'acme/keyed', image.digest, 'sig', [signatureLayer(await keyPairSigner(), simpleSigningPayload('acme/keyed', image.digest))])
+    await pushLegacyTag(registry.url, 'acme/keyed', image.digest, 'sig', [
+      signatureLayer(await keyPairSigner(), simpleSigningPayload('acme/keyed', image.digest))
+    ])
     const dir = await mkdtemp(join(tmpdir(), 'oci-promote-action-key-'))
     await writeFile(join(dir, 'cosign.pub'), (await keyPairSigner()).publicKeyPem)
     const run = await runAction({ image: `${registry.host}/acme/keyed:build`, to: 'prod', 'public-key': join(dir, 'cosign.pub') })
@@ -113,16 +127,38 @@ describe('dist/index.js', () => {
     await pushImage(registry.url, 'acme/gated', 'build', image)
     const key = await keyPairSigner()
     const privatePem = key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-    const toStaging = await runAction({ image: `${registry.host}/acme/gated:build`, to: 'staging', 'verify-signature': 'false', environment: 'staging', 'attest-promotion': 'true', 'signing-key': privatePem }, { GITHUB_REPOSITORY: 'acme/app', GITHUB_RUN_ID: '7', GITHUB_ACTOR: 'octocat' })
+    const toStaging = await runAction(
+      {
+        image: `${registry.host}/acme/gated:build`,
+        to: 'staging',
+        'verify-signature': 'false',
+        environment: 'staging',
+        'attest-promotion': 'true',
+        'signing-key': privatePem
+      },
+      { GITHUB_REPOSITORY: 'acme/app', GITHUB_RUN_ID: '7', GITHUB_ACTOR: 'octocat' }
+    )
     expect(toStaging.stdout).not.toContain('::error::')
     expect(toStaging.summary).toContain('**Promotion record:** signed and attached at')
     for (const line of privatePem.split('\n').filter((l) => l && !l.startsWith('-----'))) expect(toStaging.stdout).toContain(`::add-mask::${line}`)
 
-    const denied = await runAction({ image: `${registry.host}/acme/gated:build`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'production-canary', 'promotion-public-key': key.publicKeyPem })
+    const denied = await runAction({
+      image: `${registry.host}/acme/gated:build`,
+      to: 'prod',
+      'verify-signature': 'false',
+      'require-environment': 'production-canary',
+      'promotion-public-key': key.publicKeyPem
+    })
     expect(denied.exitCode).toBe(1)
     expect(denied.stdout).toContain('none for "production-canary"')
 
-    const toProd = await runAction({ image: `${registry.host}/acme/gated:staging`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-public-key': key.publicKeyPem })
+    const toProd = await runAction({
+      image: `${registry.host}/acme/gated:staging`,
+      to: 'prod',
+      'verify-signature': 'false',
+      'require-environment': 'staging',
+      'promotion-public-key': key.publicKeyPem
+    })
     expect(toProd.stdout).not.toContain('::error::')
     expect(toProd.summary).toContain('→ promoted to <code>staging</code> by octocat in run acme/app#7')
     expect(await tagDigest(registry.url, 'acme/gated', 'prod')).toBe(image.digest)
@@ -130,14 +166,34 @@ describe('dist/index.js', () => {
 
   it('a rollback whose destinations go back to different digests names no single digest in its outputs', async () => {
     const [a, b, c] = [buildImage(), buildImage(), buildImage()]
-    for (const [tag, image] of [['a', a], ['b', b], ['c', c]] as const) await pushImage(registry.url, 'acme/split', tag, image)
+    for (const [tag, image] of [
+      ['a', a],
+      ['b', b],
+      ['c', c]
+    ] as const)
+      await pushImage(registry.url, 'acme/split', tag, image)
     const key = await keyPairSigner()
-    const record = { 'verify-signature': 'false', environment: 'production', 'attest-promotion': 'true', 'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
-    for (const [tag, to] of [['a', 'prod-eu'], ['b', 'prod-us'], ['c', 'prod-eu\nprod-us']] as const) {
+    const record = {
+      'verify-signature': 'false',
+      environment: 'production',
+      'attest-promotion': 'true',
+      'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+    }
+    for (const [tag, to] of [
+      ['a', 'prod-eu'],
+      ['b', 'prod-us'],
+      ['c', 'prod-eu\nprod-us']
+    ] as const) {
       const step = await runAction({ image: `${registry.host}/acme/split:${tag}`, to, ...record })
       expect(step.stdout).not.toContain('::error::')
     }
-    const back = await runAction({ mode: 'rollback', image: `${registry.host}/acme/split`, to: 'prod-eu\nprod-us', 'promotion-public-key': key.publicKeyPem, ...record })
+    const back = await runAction({
+      mode: 'rollback',
+      image: `${registry.host}/acme/split`,
+      to: 'prod-eu\nprod-us',
+      'promotion-public-key': key.publicKeyPem,
+      ...record
+    })
     expect(back.stdout).not.toContain('::error::')
     expect(back.exitCode).toBe(0)
     expect(back.outputs['digest']).toBe('')
@@ -160,20 +216,39 @@ describe('dist/index.js', () => {
       const chunks: Buffer[] = []
       for await (const c of req) chunks.push(c as Buffer)
       seen.push({ method: req.method ?? '', url: req.url ?? '', body: chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : {} })
-      if (req.url === '/repos/acme/app/deployments') return void res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":99,"url":"http://x/deployments/99"}')
+      if (req.url === '/repos/acme/app/deployments')
+        return void res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":99,"url":"http://x/deployments/99"}')
       if (req.url === '/repos/acme/app/deployments/99/statuses') return void res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":1}')
       res.writeHead(404).end('{}')
     })
     await new Promise<void>((r) => api.listen(0, '127.0.0.1', r))
     try {
       const run = await runAction(
-        { image: `${registry.host}/acme/deployed:build`, to: 'prod', 'verify-signature': 'false', environment: 'production', 'github-deployment': 'true', 'github-token': 'ghs_deploy' },
-        { GITHUB_REPOSITORY: 'acme/app', GITHUB_SHA: 'abc123', GITHUB_RUN_ID: '5', GITHUB_SERVER_URL: 'https://github.example', GITHUB_API_URL: `http://127.0.0.1:${(api.address() as { port: number }).port}` }
+        {
+          image: `${registry.host}/acme/deployed:build`,
+          to: 'prod',
+          'verify-signature': 'false',
+          environment: 'production',
+          'github-deployment': 'true',
+          'github-token': 'ghs_deploy'
+        },
+        {
+          GITHUB_REPOSITORY: 'acme/app',
+          GITHUB_SHA: 'abc123',
+          GITHUB_RUN_ID: '5',
+          GITHUB_SERVER_URL: 'https://github.example',
+          GITHUB_API_URL: `http://127.0.0.1:${(api.address() as { port: number }).port}`
+        }
       )
       expect(run.stdout).not.toContain('::warning::')
       expect(run.stdout).toContain('GitHub deployment 99 of production recorded')
       expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /repos/acme/app/deployments', 'POST /repos/acme/app/deployments/99/statuses'])
-      expect(seen[0]!.body).toMatchObject({ ref: 'abc123', environment: 'production', required_contexts: [], payload: { image: `${registry.host}/acme/deployed@${image.digest}`, digest: image.digest } })
+      expect(seen[0]!.body).toMatchObject({
+        ref: 'abc123',
+        environment: 'production',
+        required_contexts: [],
+        payload: { image: `${registry.host}/acme/deployed@${image.digest}`, digest: image.digest }
+      })
       expect(seen[1]!.body).toMatchObject({ state: 'success', log_url: 'https://github.example/acme/app/actions/runs/5' })
     } finally {
       await new Promise((r) => api.close(r))
@@ -182,7 +257,12 @@ describe('dist/index.js', () => {
 
   it('rolls production back through mode: rollback', async () => {
     const key = await keyPairSigner()
-    const signing = { 'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'attest-promotion': 'true', environment: 'production', 'verify-signature': 'false' }
+    const signing = {
+      'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      'attest-promotion': 'true',
+      environment: 'production',
+      'verify-signature': 'false'
+    }
     const good = buildImage()
     const bad = buildImage()
     await pushImage(registry.url, 'acme/rb', 'good', good)
@@ -191,7 +271,9 @@ describe('dist/index.js', () => {
     expect((await runAction({ image: `${registry.host}/acme/rb:bad`, to: 'prod', ...signing })).exitCode).toBe(0)
     const run = await runAction({ image: `${registry.host}/acme/rb`, to: 'prod', mode: 'rollback', 'promotion-public-key': key.publicKeyPem, ...signing })
     expect(run.stdout).not.toContain('::error::')
-    expect(JSON.parse(run.outputs['promoted']!)).toEqual([{ reference: `${registry.host}/acme/rb:prod`, digest: good.digest, 'previous-digest': bad.digest, status: 'moved' }])
+    expect(JSON.parse(run.outputs['promoted']!)).toEqual([
+      { reference: `${registry.host}/acme/rb:prod`, digest: good.digest, 'previous-digest': bad.digest, status: 'moved' }
+    ])
     expect(await tagDigest(registry.url, 'acme/rb', 'prod')).toBe(good.digest)
   })
 
@@ -206,7 +288,15 @@ describe('dist/index.js', () => {
       const image = buildImage()
       await pushImage(registry.url, 'acme/keyless', 'build', image)
       const signed = await runAction(
-        { image: `${registry.host}/acme/keyless:build`, to: 'staging', 'verify-signature': 'false', environment: 'staging', 'attest-promotion': 'true', 'fulcio-url': sigstore.url, 'rekor-url': sigstore.url },
+        {
+          image: `${registry.host}/acme/keyless:build`,
+          to: 'staging',
+          'verify-signature': 'false',
+          environment: 'staging',
+          'attest-promotion': 'true',
+          'fulcio-url': sigstore.url,
+          'rekor-url': sigstore.url
+        },
         sigstore.oidcEnv
       )
       expect(signed.stdout).not.toContain('::error::')
@@ -221,7 +311,14 @@ describe('dist/index.js', () => {
       })
       expect(gated.stdout).not.toContain('::error::')
       expect(gated.summary).toContain(`record signed by <code>${identity}</code>`)
-      const wrong = await runAction({ image: `${registry.host}/acme/keyless:staging`, to: 'prod2', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-identity': identity.replace('deploy', 'other'), 'trusted-root': join(dir, 'trusted_root.json') })
+      const wrong = await runAction({
+        image: `${registry.host}/acme/keyless:staging`,
+        to: 'prod2',
+        'verify-signature': 'false',
+        'require-environment': 'staging',
+        'promotion-identity': identity.replace('deploy', 'other'),
+        'trusted-root': join(dir, 'trusted_root.json')
+      })
       expect(wrong.exitCode).toBe(1)
       expect(wrong.stdout).toContain('UNTRUSTED_SIGNER_ERROR')
     } finally {
@@ -240,14 +337,38 @@ describe('dist/index.js', () => {
     [{ image: 'ghcr.io/a/b', to: 'x', mode: 'rollback' }, 'input "environment": is required with mode: rollback'],
     [{ image: 'ghcr.io/a/b', to: 'x', mode: 'rollback', environment: 'production' }, 'input "mode": needs a policy for who may have promoted'],
     [{ image: 'ghcr.io/a/b', to: 'x', 'require-environment': 'staging' }, 'input "require-environment": needs a policy for who may have promoted'],
-    [{ image: 'ghcr.io/a/b', to: 'x', 'require-environment': 'staging', 'promotion-identity': 'a', 'promotion-identity-regexp': 'b' }, 'input "promotion-identity-regexp": cannot be combined with promotion-identity'],
-    [{ image: 'ghcr.io/a/b', to: 'x', 'environment': 'staging', 'attest-promotion': 'true', 'signing-key': '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }, 'input "signing-key": not a PEM private key'],
+    [
+      { image: 'ghcr.io/a/b', to: 'x', 'require-environment': 'staging', 'promotion-identity': 'a', 'promotion-identity-regexp': 'b' },
+      'input "promotion-identity-regexp": cannot be combined with promotion-identity'
+    ],
+    [
+      {
+        image: 'ghcr.io/a/b',
+        to: 'x',
+        environment: 'staging',
+        'attest-promotion': 'true',
+        'signing-key': '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----'
+      },
+      'input "signing-key": not a PEM private key'
+    ],
     [{ image: 'ghcr.io/a/b', to: 'x', 'public-key': 'not a key and not a file' }, 'input "public-key": is neither a PEM public key nor a readable file'],
-    [{ image: 'ghcr.io/a/b', to: 'x', 'public-key': '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }, 'input "public-key": is not a PEM public key'],
-    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'certificate-identity-regexp': 'b' }, 'input "certificate-identity-regexp": cannot be combined with certificate-identity'],
-    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': '', 'certificate-identity-regexp': '([' }, 'input "certificate-identity-regexp": "([" is not a valid regular expression'],
+    [
+      { image: 'ghcr.io/a/b', to: 'x', 'public-key': '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' },
+      'input "public-key": is not a PEM public key'
+    ],
+    [
+      { image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'certificate-identity-regexp': 'b' },
+      'input "certificate-identity-regexp": cannot be combined with certificate-identity'
+    ],
+    [
+      { image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': '', 'certificate-identity-regexp': '([' },
+      'input "certificate-identity-regexp": "([" is not a valid regular expression'
+    ],
     [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'signed-platforms': 'some' }, 'input "signed-platforms": "some" is not one of index, all'],
-    [{ image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'trusted-root': '/nonexistent/trusted_root.json' }, 'input "trusted-root": cannot read a trusted_root.json from /nonexistent/trusted_root.json']
+    [
+      { image: 'ghcr.io/a/b', to: 'x', 'certificate-identity': 'a', 'trusted-root': '/nonexistent/trusted_root.json' },
+      'input "trusted-root": cannot read a trusted_root.json from /nonexistent/trusted_root.json'
+    ]
   ])('rejects a bad signature or promotion policy %j before promoting', async (inputs, message) => {
     const run = await runAction({ 'verify-signature': 'true', 'certificate-identity': 'x', ...inputs })
     expect(run.exitCode).toBe(1)
@@ -281,11 +402,17 @@ describe('dist/index.js, on-demand paths', () => {
       await pushImage(secured.url, 'acme/app', 'build', image, basicAuthorization('promoter'))
       const dir = await mkdtemp(join(tmpdir(), 'oci-promote-helper-'))
       const helper = join(dir, 'docker-credential-fixture')
-      await writeFile(helper, `#!/bin/sh\nread host\n[ "$1" = get ] && [ "$host" = "${secured.host}" ] || exit 1\necho '{"ServerURL":"${secured.host}","Username":"promoter","Secret":"${USERS.promoter}"}'\n`)
+      await writeFile(
+        helper,
+        `#!/bin/sh\nread host\n[ "$1" = get ] && [ "$host" = "${secured.host}" ] || exit 1\necho '{"ServerURL":"${secured.host}","Username":"promoter","Secret":"${USERS.promoter}"}'\n`
+      )
       await chmod(helper, 0o755)
       await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { [secured.host]: 'fixture' } }))
 
-      const run = await runAction({ image: `${secured.host}/acme/app:build`, to: 'prod', 'verify-signature': 'false' }, { DOCKER_CONFIG: dir, PATH: `${dir}:${process.env['PATH']}` })
+      const run = await runAction(
+        { image: `${secured.host}/acme/app:build`, to: 'prod', 'verify-signature': 'false' },
+        { DOCKER_CONFIG: dir, PATH: `${dir}:${process.env['PATH']}` }
+      )
       expect(run.stdout).not.toContain('::error::')
       expect(run.exitCode).toBe(0)
       expect(await tagDigest(secured.url, 'acme/app', 'prod', basicAuthorization('reader'))).toBe(image.digest)

@@ -103,7 +103,9 @@ describe('Bearer tokens', () => {
     const configDir = await dockerConfig({ [bearer.host]: { user: 'reader', password: USERS.reader } })
     const h = createHarness({ credentials: { configDir } })
     try {
-      const error = (await h.run({ source: `${bearer.host}/tok/src:build`, to: [`${open.host}/tok/fine:prod`, 'staging'] }).catch((e: unknown) => e)) as Error & { code: string }
+      const error = (await h
+        .run({ source: `${bearer.host}/tok/src:build`, to: [`${open.host}/tok/fine:prod`, 'staging'] })
+        .catch((e: unknown) => e)) as Error & { code: string }
       expect(error.code).toBe('DENIED')
       expect(error.message).toContain('grants user "reader" pull on tok/src, not push')
       expect(h.writes()).toEqual([])

@@ -52,7 +52,12 @@ describe('checkRealm', () => {
 describe('grantedActions', () => {
   const jwt = (claims: object): string => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`
   it('reads the access claim of a Distribution token', () => {
-    const token = jwt({ access: [{ type: 'repository', name: 'a/b', actions: ['pull'] }, { type: 'repository', name: 'c', actions: ['pull', 'push'] }] })
+    const token = jwt({
+      access: [
+        { type: 'repository', name: 'a/b', actions: ['pull'] },
+        { type: 'repository', name: 'c', actions: ['pull', 'push'] }
+      ]
+    })
     expect(grantedActions(token, 'a/b')).toEqual(new Set(['pull']))
     expect(grantedActions(token, 'c')).toEqual(new Set(['pull', 'push']))
     expect(grantedActions(token, 'other')).toEqual(new Set())

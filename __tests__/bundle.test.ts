@@ -8,7 +8,12 @@ import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
 const dist = fileURLToPath(new URL('../dist/', import.meta.url))
-const bundled = [readFileSync(`${dist}index.js`, 'utf8'), ...readdirSync(`${dist}chunks`).filter((f) => f.endsWith('.js')).map((f) => readFileSync(`${dist}chunks/${f}`, 'utf8'))]
+const bundled = [
+  readFileSync(`${dist}index.js`, 'utf8'),
+  ...readdirSync(`${dist}chunks`)
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => readFileSync(`${dist}chunks/${f}`, 'utf8'))
+]
 
 describe("undici's private files the client imports by path", () => {
   it.each([
@@ -21,7 +26,7 @@ describe("undici's private files the client imports by path", () => {
     expect(exported.name).toBe(name)
   })
 
-  it("the HTTP/2 client is still the file the bundler replaces, so the registry client loads no node:http2", () => {
+  it('the HTTP/2 client is still the file the bundler replaces, so the registry client loads no node:http2', () => {
     expect(readFileSync(require.resolve('undici/lib/dispatcher/client.js'), 'utf8')).toContain("require('./client-h2.js')")
     const registryClient = bundled.filter((code) => code.includes('HTTP/2 is not bundled'))
     expect(registryClient).toHaveLength(1)

@@ -35,11 +35,30 @@ describe('oci-promote promote|plan|verify', () => {
     expect(JSON.parse(planned.stdout).promoted.map((p: { status: string }) => p.status)).toEqual(['planned', 'planned'])
     expect(await tagDigest(registry.url, 'cli/app', 'staging')).toBeUndefined()
 
-    const run = await cli('promote', '--image', `${registry.host}/cli/app:build`, '--to=staging', '--to', 'prod', '--public-key', key.publicKeyPem, '--digest', image.digest)
+    const run = await cli(
+      'promote',
+      '--image',
+      `${registry.host}/cli/app:build`,
+      '--to=staging',
+      '--to',
+      'prod',
+      '--public-key',
+      key.publicKeyPem,
+      '--digest',
+      image.digest
+    )
     expect(run.exitCode).toBe(0)
-    const outputs = JSON.parse(run.stdout) as { digest: string; image: string; promoted: { reference: string; status: string }[]; verified: { format: string }[] }
+    const outputs = JSON.parse(run.stdout) as {
+      digest: string
+      image: string
+      promoted: { reference: string; status: string }[]
+      verified: { format: string }[]
+    }
     expect(outputs).toMatchObject({ digest: image.digest, image: `${registry.host}/cli/app@${image.digest}` })
-    expect(outputs.promoted).toEqual([expect.objectContaining({ reference: `${registry.host}/cli/app:staging`, status: 'created' }), expect.objectContaining({ reference: `${registry.host}/cli/app:prod`, status: 'created' })])
+    expect(outputs.promoted).toEqual([
+      expect.objectContaining({ reference: `${registry.host}/cli/app:staging`, status: 'created' }),
+      expect.objectContaining({ reference: `${registry.host}/cli/app:prod`, status: 'created' })
+    ])
     expect(outputs.verified).toEqual([expect.objectContaining({ format: 'cosign-signature' })])
     expect(run.stderr).toContain(`created   ${registry.host}/cli/app:prod @ ${image.digest}`)
     expect(await tagDigest(registry.url, 'cli/app', 'prod')).toBe(image.digest)

@@ -14,7 +14,8 @@ import { describeWithSharedFixtures, sharedFixture } from './support/shared-fixt
 
 const CORPUS = sharedFixture('sigstore-conformance/bundle-verify')
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
-const DEFAULT_IDENTITY = 'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main'
+const DEFAULT_IDENTITY =
+  'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main'
 const DEFAULT_ISSUER = 'https://token.actions.githubusercontent.com'
 
 function publicGoodRoot(): string {
@@ -31,7 +32,12 @@ const REASONS: Record<string, RegExp> = {
   'bundle-empty-certificate-chain_fail': /cannot be read: invalid v0\.1 bundle \(verificationMaterial\.content\.x509CertificateChain\.certificates\)$/
 }
 
-const cases = existsSync(CORPUS) ? readdirSync(CORPUS, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort() : []
+const cases = existsSync(CORPUS)
+  ? readdirSync(CORPUS, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort()
+  : []
 
 /**
  * Runs one case through `oci-promote verify-bundle` (dist/cli.js) as the suite drives a client; resolves with the
@@ -46,9 +52,13 @@ async function run(name: string, publicGood: string): Promise<string | undefined
   }
   const key = optional('key.pub')
   const args = [
-    CLI, 'verify-bundle', '--bundle', join(dir, 'bundle.sigstore.json'),
+    CLI,
+    'verify-bundle',
+    '--bundle',
+    join(dir, 'bundle.sigstore.json'),
     ...(key ? ['--key', key] : ['--certificate-identity', text('identity') ?? DEFAULT_IDENTITY, '--certificate-oidc-issuer', text('issuer') ?? DEFAULT_ISSUER]),
-    '--trusted-root', optional('trusted_root.json') ?? publicGood,
+    '--trusted-root',
+    optional('trusted_root.json') ?? publicGood,
     optional('artifact') ?? join(CORPUS, 'a.txt')
   ]
   const { exitCode, stderr } = await runProcess(process.execPath, args)
@@ -72,15 +82,28 @@ describeWithSharedFixtures('Sigstore conformance: bundle-verify corpus', () => {
 })
 
 describeWithSharedFixtures('what verification reports', () => {
-  it('a log index only as the inclusion proof covers it, when no SET signs the entry\'s own', async () => {
+  it("a log index only as the inclusion proof covers it, when no SET signs the entry's own", async () => {
     // Rekor v2: an inclusion proof and a timestamp authority's time, no signed entry timestamp.
     const dir = join(CORPUS, 'rekor2-happy-path')
-    const bundle = JSON.parse(readFileSync(join(dir, 'bundle.sigstore.json'), 'utf8')) as { verificationMaterial: { tlogEntries: { logIndex: string; inclusionPromise?: unknown; inclusionProof: { logIndex: string } }[] } }
+    const bundle = JSON.parse(readFileSync(join(dir, 'bundle.sigstore.json'), 'utf8')) as {
+      verificationMaterial: { tlogEntries: { logIndex: string; inclusionPromise?: unknown; inclusionProof: { logIndex: string } }[] }
+    }
     const entry = bundle.verificationMaterial.tlogEntries[0]!
     expect(entry.inclusionPromise).toBeUndefined()
     entry.logIndex = '999999999'
-    const policy: SignaturePolicy = { publicKeys: [], identity: exactIdentity(DEFAULT_IDENTITY), issuer: DEFAULT_ISSUER, predicateTypes: 'any', signedPlatforms: 'index' }
-    const verified = await verifyArtifactBundle({ bundle, artifact: readFileSync(join(CORPUS, 'a.txt')), policy, trust: { trustedRootPath: join(dir, 'trusted_root.json') } })
+    const policy: SignaturePolicy = {
+      publicKeys: [],
+      identity: exactIdentity(DEFAULT_IDENTITY),
+      issuer: DEFAULT_ISSUER,
+      predicateTypes: 'any',
+      signedPlatforms: 'index'
+    }
+    const verified = await verifyArtifactBundle({
+      bundle,
+      artifact: readFileSync(join(CORPUS, 'a.txt')),
+      policy,
+      trust: { trustedRootPath: join(dir, 'trusted_root.json') }
+    })
     expect(verified.logIndex).toBe(entry.inclusionProof.logIndex)
   })
 })

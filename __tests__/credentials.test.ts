@@ -48,7 +48,9 @@ describe('DockerCredentials', () => {
   it('reads auths by exact host, never by substring', async () => {
     const secrets: string[] = []
     const credentials = new DockerCredentials({
-      configDir: await config({ auths: { 'ghcr.io': { auth: Buffer.from('me:pw:with:colons').toString('base64') }, 'evil-ghcr.io.example': { username: 'x', password: 'y' } } }),
+      configDir: await config({
+        auths: { 'ghcr.io': { auth: Buffer.from('me:pw:with:colons').toString('base64') }, 'evil-ghcr.io.example': { username: 'x', password: 'y' } }
+      }),
       onSecret: (s) => secrets.push(s)
     })
     expect(await credentials.lookup('ghcr.io')).toEqual({ kind: 'basic', username: 'me', password: 'pw:with:colons' })
@@ -67,8 +69,12 @@ describe('DockerCredentials', () => {
   })
 
   it('explains a failing or missing helper', async () => {
-    const credentials = new DockerCredentials({ configDir: await config({ credHelpers: { 'broken.example.com': 'fixture', 'gone.example.com': 'not-installed-anywhere' } }) })
-    await expect(credentials.lookup('broken.example.com')).rejects.toThrow(/docker-credential-fixture failed for broken.example.com \(exit 3\): helper exploded/)
+    const credentials = new DockerCredentials({
+      configDir: await config({ credHelpers: { 'broken.example.com': 'fixture', 'gone.example.com': 'not-installed-anywhere' } })
+    })
+    await expect(credentials.lookup('broken.example.com')).rejects.toThrow(
+      /docker-credential-fixture failed for broken.example.com \(exit 3\): helper exploded/
+    )
     await expect(credentials.lookup('gone.example.com')).rejects.toThrow(/docker-credential-not-installed-anywhere could not be run/)
   })
 

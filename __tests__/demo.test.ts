@@ -13,7 +13,7 @@ it('promotes a signed build through every environment and refuses the unsigned a
   expect(run.stderr).toBe('')
   expect(run.exitCode).toBe(0)
   expect(run.stdout.match(/signature policy satisfied by 1 signature/g)).toHaveLength(5)
-  expect(run.stdout).toMatch(/an unsigned build: refused\)\n.*\n  refused: SIGNATURE_NOT_VERIFIED/)
+  expect(run.stdout).toMatch(/an unsigned build: refused\)\n.*\n {2}refused: SIGNATURE_NOT_VERIFIED/)
   expect(run.stdout).toMatch(/signed with someone else's key: refused\)\n[\s\S]*SIGNATURE_ERROR: signature verification failed/)
   expect(run.stdout).toContain('Done.')
 })

@@ -31,11 +31,36 @@ it(`a valid signature still counts beside ${COPIES} listings of one 16 MiB blob,
   await pushImage(registry.url, repo, 'build', image)
   const key = await keyPairSigner()
   const envelope = largeEnvelope(16 * MIB)
-  const att: Layer = { bytes: envelope, descriptor: { mediaType: 'application/vnd.dsse.envelope.v1+json', digest: sha256(envelope), size: envelope.length, annotations: { 'dev.cosignproject.cosign/signature': '', predicateType: 'https://slsa.dev/provenance/v1' } } }
+  const att: Layer = {
+    bytes: envelope,
+    descriptor: {
+      mediaType: 'application/vnd.dsse.envelope.v1+json',
+      digest: sha256(envelope),
+      size: envelope.length,
+      annotations: { 'dev.cosignproject.cosign/signature': '', predicateType: 'https://slsa.dev/provenance/v1' }
+    }
+  }
   const junkPayload = Buffer.alloc(MIB, 'x')
-  const junk: Layer = { bytes: junkPayload, descriptor: { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha256(junkPayload), size: junkPayload.length, annotations: { 'dev.cosignproject.cosign/signature': 'AAAA' } } }
-  await pushLegacyTag(registry.url, repo, image.digest, 'att', Array.from({ length: COPIES }, () => att))
-  await pushLegacyTag(registry.url, repo, image.digest, 'sig', [...Array.from({ length: COPIES }, () => junk), signatureLayer(key, simpleSigningPayload(repo, image.digest))])
+  const junk: Layer = {
+    bytes: junkPayload,
+    descriptor: {
+      mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+      digest: sha256(junkPayload),
+      size: junkPayload.length,
+      annotations: { 'dev.cosignproject.cosign/signature': 'AAAA' }
+    }
+  }
+  await pushLegacyTag(
+    registry.url,
+    repo,
+    image.digest,
+    'att',
+    Array.from({ length: COPIES }, () => att)
+  )
+  await pushLegacyTag(registry.url, repo, image.digest, 'sig', [
+    ...Array.from({ length: COPIES }, () => junk),
+    signatureLayer(key, simpleSigningPayload(repo, image.digest))
+  ])
 
   const run = await runAction({ image: `${registry.host}/${repo}:build`, to: 'prod', 'public-key': key.publicKeyPem })
   expect(run.stdout).not.toContain('::error::')

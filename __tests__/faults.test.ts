@@ -58,10 +58,14 @@ it(`${RUNS} promotions at a ${RATE * 100}% fault rate end complete or untouched`
       if (after.some((d) => d !== image.digest)) outcomes.violations.push(`run ${run}: reported success but tags are ${after.join(', ')}`)
     } else {
       outcomes.failedClean++
-      if (!(error instanceof PromoteError)) outcomes.violations.push(`run ${run}: failed with a non-PromoteError: ${String(error)}`)
+      if (!(error instanceof PromoteError))
+        outcomes.violations.push(`run ${run}: failed with a non-PromoteError: ${error instanceof Error ? error.stack : JSON.stringify(error)}`)
       else outcomes.errors.set(error.code, (outcomes.errors.get(error.code) ?? 0) + 1)
       if (outcomes.samples.length < 8) outcomes.samples.push((error as Error).message.slice(0, 160))
-      if (after.some((d, i) => d !== before[i])) outcomes.violations.push(`run ${run}: failed (${(error as Error).message.slice(0, 200)}) but tags moved from ${before.join(', ')} to ${after.join(', ')}`)
+      if (after.some((d, i) => d !== before[i]))
+        outcomes.violations.push(
+          `run ${run}: failed (${(error as Error).message.slice(0, 200)}) but tags moved from ${before.join(', ')} to ${after.join(', ')}`
+        )
     }
   }
 

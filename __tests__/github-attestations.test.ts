@@ -56,7 +56,8 @@ beforeAll(async () => {
   await writeFile(trustedRoot, JSON.stringify(trustedRootJson({ ca, rekor })))
   storage = await serve((req, res) => {
     // Pre-signed storage: a request with credentials is refused, as Azure Blob Storage does for a SAS URL.
-    if (req.headers.authorization) return void res.writeHead(403, { 'content-type': 'application/xml' }).end('<Error><Code>InvalidAuthenticationInfo</Code></Error>')
+    if (req.headers.authorization)
+      return void res.writeHead(403, { 'content-type': 'application/xml' }).end('<Error><Code>InvalidAuthenticationInfo</Code></Error>')
     const blob = blobs.get(new URL(req.url ?? '/', 'http://x').pathname)
     if (!blob) return void res.writeHead(404).end()
     res.writeHead(200, { 'content-type': blob.type, 'content-length': String(blob.body.length) }).end(blob.body)
@@ -80,10 +81,12 @@ const compressed = (bundle: object): Buffer => Buffer.from(snappy.compress(Buffe
 async function githubApi(digest: string, pages: object[][], options: { nextOrigin?: string } = {}) {
   const api = await serve((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
-    if (decodeURIComponent(url.pathname) !== `/repos/acme/app/attestations/${digest}`) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}')
+    if (decodeURIComponent(url.pathname) !== `/repos/acme/app/attestations/${digest}`)
+      return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}')
     const page = Number(url.searchParams.get('after')?.replace('cursor', '') ?? '0')
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' }
-    if (page + 1 < pages.length) headers['link'] = `<${options.nextOrigin ?? api.url}/repos/acme/app/attestations/${digest}?per_page=100&after=cursor${page + 1}>; rel="next"`
+    if (page + 1 < pages.length)
+      headers['link'] = `<${options.nextOrigin ?? api.url}/repos/acme/app/attestations/${digest}?per_page=100&after=cursor${page + 1}>; rel="next"`
     res.writeHead(200, headers).end(JSON.stringify({ attestations: pages[page] }))
   })
   return api
@@ -98,8 +101,18 @@ async function seed(): Promise<{ image: Image; repo: string }> {
 }
 
 async function promoteWith(repo: string, apiUrl: string) {
-  const policy: SignaturePolicy = { publicKeys: [], identity: exactIdentity(IDENTITY), issuer: GITHUB_ISSUER, attestationType: SLSA, predicateTypes: signaturePredicateTypes(SLSA), signedPlatforms: 'index' }
-  const h = createHarness({ verifier: new SignatureVerifier(policy, new TrustRoot({ trustedRootPath: trustedRoot })), externalEvidence: githubAttestations({ token: TOKEN, repository: 'acme/app', apiUrl }) })
+  const policy: SignaturePolicy = {
+    publicKeys: [],
+    identity: exactIdentity(IDENTITY),
+    issuer: GITHUB_ISSUER,
+    attestationType: SLSA,
+    predicateTypes: signaturePredicateTypes(SLSA),
+    signedPlatforms: 'index'
+  }
+  const h = createHarness({
+    verifier: new SignatureVerifier(policy, new TrustRoot({ trustedRootPath: trustedRoot })),
+    externalEvidence: githubAttestations({ token: TOKEN, repository: 'acme/app', apiUrl })
+  })
   try {
     return { result: await h.run({ source: `${registry.host}/${repo}:build`, to: ['prod'] }), promoted: await tagDigest(registry.url, repo, 'prod') }
   } catch (error) {
@@ -115,13 +128,20 @@ describe('GitHub artifact attestations as the API serves them now', () => {
     const other = buildImage()
     const stranger = store(compressed(dsseBundle(signer, inTotoStatement(other.digest, SLSA), rekor)))
     const firstPage = Array.from({ length: 100 }, (_, i) => ({ bundle: null, repository_id: 1, bundle_url: stranger, initiator: 'ci', id: i }))
-    const valid = { bundle: null, repository_id: 1, bundle_url: store(compressed(dsseBundle(signer, inTotoStatement(image.digest, SLSA), rekor))), initiator: 'ci' }
+    const valid = {
+      bundle: null,
+      repository_id: 1,
+      bundle_url: store(compressed(dsseBundle(signer, inTotoStatement(image.digest, SLSA), rekor))),
+      initiator: 'ci'
+    }
     const api = await githubApi(image.digest, [firstPage, [valid]])
     const before = storage.seen.length
     try {
       const { result, error, promoted } = await promoteWith(repo, api.url)
       expect(error).toBeUndefined()
-      expect(result!.verified).toEqual([expect.objectContaining({ format: 'github-attestation', identity: IDENTITY, predicateType: SLSA, source: 'GitHub attestations of acme/app #101' })])
+      expect(result!.verified).toEqual([
+        expect.objectContaining({ format: 'github-attestation', identity: IDENTITY, predicateType: SLSA, source: 'GitHub attestations of acme/app #101' })
+      ])
       expect(promoted).toBe(image.digest)
       expect(api.seen.map((s) => [s.url.replace(/%3A/gi, ':'), s.authorization])).toEqual([
         [`/repos/acme/app/attestations/${image.digest}?per_page=100`, `token ${TOKEN}`],
@@ -153,21 +173,26 @@ describe('GitHub artifact attestations as the API serves them now', () => {
     const declared = store(Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff, 0x07]), Buffer.alloc(64, 1)]))
     const zeros = store(Buffer.from(snappy.compress(Buffer.alloc(17 * 1024 * 1024))))
     const notSnappy = store(Buffer.from('<html>not a bundle</html>'))
-    const pages = [[
-      { bundle: null, bundle_url: declared },
-      { bundle: null, bundle_url: zeros },
-      { bundle: null, bundle_url: notSnappy },
-      { bundle: null, bundle_url: 'http://169.254.169.254/latest/meta-data/iam/security-credentials/' },
-      { bundle: null, bundle_url: 'https://[fe80::1]/bundle' },
-      { bundle: null }
-    ], [{ bundle: dsseBundle(signer, inTotoStatement(image.digest, SLSA), rekor) }]]
+    const pages = [
+      [
+        { bundle: null, bundle_url: declared },
+        { bundle: null, bundle_url: zeros },
+        { bundle: null, bundle_url: notSnappy },
+        { bundle: null, bundle_url: 'http://169.254.169.254/latest/meta-data/iam/security-credentials/' },
+        { bundle: null, bundle_url: 'https://[fe80::1]/bundle' },
+        { bundle: null }
+      ],
+      [{ bundle: dsseBundle(signer, inTotoStatement(image.digest, SLSA), rekor) }]
+    ]
     const api = await githubApi(image.digest, pages, { nextOrigin: 'http://127.0.0.2:9' })
     try {
       const { error, promoted } = await promoteWith(repo, api.url)
       expect(error?.code).toBe('SIGNATURE_NOT_VERIFIED')
       expect(promoted).toBeUndefined()
       const lines = error!.message
-      expect(lines).toMatch(/#1: its bundle at http:\/\/127\.0\.0\.1:\d+ cannot be read: the body at bundle_url is not a snappy block \(The uncompressed length of 2147483647 is too big, expect at most 16777216\)/)
+      expect(lines).toMatch(
+        /#1: its bundle at http:\/\/127\.0\.0\.1:\d+ cannot be read: the body at bundle_url is not a snappy block \(The uncompressed length of 2147483647 is too big, expect at most 16777216\)/
+      )
       expect(lines).toMatch(/#2: .*The uncompressed length of 17825792 is too big/)
       expect(lines).toMatch(/#3: .*cannot be read/)
       expect(lines).toMatch(/#4: .* is not fetched: it is a link-local address/)

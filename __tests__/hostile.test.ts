@@ -29,7 +29,9 @@ describe('a registry that lies about digests', () => {
     const liar = await fake(serveImage(image, { repository: 'lie/app', tag: 'v1', digestHeader: () => `sha256:${'a'.repeat(64)}` }))
     const h = createHarness()
     try {
-      const error = (await h.run({ source: `${liar.host}/lie/app:v1`, to: [`${destination.host}/lie/app:prod`] }).catch((e: unknown) => e)) as Error & { code: string }
+      const error = (await h.run({ source: `${liar.host}/lie/app:v1`, to: [`${destination.host}/lie/app:prod`] }).catch((e: unknown) => e)) as Error & {
+        code: string
+      }
       expect(error.code).toBe('DIGEST_MISMATCH')
       expect(error.message).toContain(`claims ${liar.host}/lie/app:v1 is sha256:${'a'.repeat(64)}, but the bytes it sent hash to ${image.digest}`)
       expect(h.writes()).toEqual([])
@@ -42,7 +44,9 @@ describe('a registry that lies about digests', () => {
   it('refuses bytes that do not hash to the digest that was asked for, even with no header to compare', async () => {
     const image = buildImage()
     const impostor = buildImage()
-    const liar = await fake(serveImage(image, { repository: 'swap/app', tag: image.digest, manifestBytes: () => impostor.bytes, digestHeader: () => undefined }))
+    const liar = await fake(
+      serveImage(image, { repository: 'swap/app', tag: image.digest, manifestBytes: () => impostor.bytes, digestHeader: () => undefined })
+    )
     const h = createHarness()
     try {
       await expect(h.run({ source: `${liar.host}/swap/app@${image.digest}`, to: [`${destination.host}/swap/app:prod`] })).rejects.toMatchObject({
@@ -70,7 +74,13 @@ describe('a registry that lies about digests', () => {
   it('catches a blob whose bytes are not its digest when verify-blobs is on', async () => {
     const image = buildImage({ layerSizes: [4096] })
     const layer = image.blobs[1]!
-    const liar = await fake(serveImage(image, { repository: 'rot/app', tag: 'v1', blobBytes: (digest, bytes) => (digest === layer.digest ? Buffer.from(bytes).fill(7, 0, 10) : bytes) }))
+    const liar = await fake(
+      serveImage(image, {
+        repository: 'rot/app',
+        tag: 'v1',
+        blobBytes: (digest, bytes) => (digest === layer.digest ? Buffer.from(bytes).fill(7, 0, 10) : bytes)
+      })
+    )
     const h = createHarness()
     try {
       await expect(h.run({ source: `${liar.host}/rot/app:v1`, to: [`${destination.host}/rot/app:prod`], verifyBlobs: true })).rejects.toMatchObject({
@@ -85,10 +95,15 @@ describe('a registry that lies about digests', () => {
 
   it('reports, without retrying forever, a manifest that is not JSON', async () => {
     const image = buildImage()
-    const liar = await fake(serveImage(image, { repository: 'junk/app', tag: 'v1', manifestBytes: () => Buffer.from('<html>not a manifest</html>'), digestHeader: () => undefined }))
+    const liar = await fake(
+      serveImage(image, { repository: 'junk/app', tag: 'v1', manifestBytes: () => Buffer.from('<html>not a manifest</html>'), digestHeader: () => undefined })
+    )
     const h = createHarness()
     try {
-      await expect(h.run({ source: `${liar.host}/junk/app:v1`, to: ['x'] })).rejects.toMatchObject({ code: 'MANIFEST_INVALID', message: expect.stringContaining('is not valid JSON') })
+      await expect(h.run({ source: `${liar.host}/junk/app:v1`, to: ['x'] })).rejects.toMatchObject({
+        code: 'MANIFEST_INVALID',
+        message: expect.stringContaining('is not valid JSON')
+      })
       expect(liar.seen.filter((r) => r.path.startsWith('/v2/junk/app/manifests/')).length).toBe(1)
     } finally {
       await h.close()
@@ -100,10 +115,18 @@ describe('endless, oversized and misdeclared content', () => {
   it('refuses a blob that keeps coming past its declared size, and moves no tag', async () => {
     const image = buildImage({ layerSizes: [4096] })
     const layer = image.blobs[1]!
-    const liar = await fake(serveImage(image, { repository: 'long/app', tag: 'v1', blobBytes: (digest, bytes) => (digest === layer.digest ? Buffer.concat([bytes, Buffer.alloc(1 << 20, 1)]) : bytes) }))
+    const liar = await fake(
+      serveImage(image, {
+        repository: 'long/app',
+        tag: 'v1',
+        blobBytes: (digest, bytes) => (digest === layer.digest ? Buffer.concat([bytes, Buffer.alloc(1 << 20, 1)]) : bytes)
+      })
+    )
     const h = createHarness()
     try {
-      const error = (await h.run({ source: `${liar.host}/long/app:v1`, to: [`${destination.host}/long/app:prod`] }).catch((e: unknown) => e)) as Error & { code: string }
+      const error = (await h.run({ source: `${liar.host}/long/app:v1`, to: [`${destination.host}/long/app:prod`] }).catch((e: unknown) => e)) as Error & {
+        code: string
+      }
       expect(error).toBeInstanceOf(Error)
       expect(error.message).toMatch(/long\/app/)
       expect(await tagDigest(destination.url, 'long/app', 'prod')).toBeUndefined()
@@ -134,11 +157,27 @@ describe('endless, oversized and misdeclared content', () => {
 
   it('refuses a manifest of an unknown media type, and a Docker schema 1 manifest', async () => {
     const image = buildImage()
-    const odd = await fake(serveImage(image, { repository: 'odd/app', tag: 'v1', manifestBytes: () => Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.evil+json"}'), digestHeader: () => undefined }))
-    const old = await fake(serveImage(image, { repository: 'old/app', tag: 'v1', manifestBytes: () => Buffer.from('{"schemaVersion":1,"name":"old/app","fsLayers":[]}'), digestHeader: () => undefined }))
+    const odd = await fake(
+      serveImage(image, {
+        repository: 'odd/app',
+        tag: 'v1',
+        manifestBytes: () => Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.evil+json"}'),
+        digestHeader: () => undefined
+      })
+    )
+    const old = await fake(
+      serveImage(image, {
+        repository: 'old/app',
+        tag: 'v1',
+        manifestBytes: () => Buffer.from('{"schemaVersion":1,"name":"old/app","fsLayers":[]}'),
+        digestHeader: () => undefined
+      })
+    )
     const h = createHarness()
     try {
-      await expect(h.run({ source: `${odd.host}/odd/app:v1`, to: ['x'] })).rejects.toThrow(/media type application\/vnd.evil\+json; oci-promote copies OCI and Docker v2/)
+      await expect(h.run({ source: `${odd.host}/odd/app:v1`, to: ['x'] })).rejects.toThrow(
+        /media type application\/vnd.evil\+json; oci-promote copies OCI and Docker v2/
+      )
       await expect(h.run({ source: `${old.host}/old/app:v1`, to: ['x'] })).rejects.toThrow(/Docker schema 1 manifest \(deprecated; not supported\)/)
     } finally {
       await h.close()
@@ -149,13 +188,17 @@ describe('endless, oversized and misdeclared content', () => {
 describe('token realms', () => {
   it('refuses a realm on a link-local address before sending anything there', async () => {
     const metadata = await fake((req, res) => {
-      if (req.url === '/v2/') return void res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://169.254.169.254/latest/meta-data/iam",service="x"' }).end()
+      if (req.url === '/v2/')
+        return void res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://169.254.169.254/latest/meta-data/iam",service="x"' }).end()
       return false
     })
     const configDir = await writeDockerConfig({ [metadata.host]: 'user:pw' })
     const h = createHarness({ credentials: { configDir } })
     try {
-      await expect(h.run({ source: `${metadata.host}/any/app:v1`, to: ['x'] })).rejects.toMatchObject({ code: 'REALM_REFUSED', message: expect.stringContaining('link-local address') })
+      await expect(h.run({ source: `${metadata.host}/any/app:v1`, to: ['x'] })).rejects.toMatchObject({
+        code: 'REALM_REFUSED',
+        message: expect.stringContaining('link-local address')
+      })
       expect(h.requests.every((r) => !r.origin.includes('169.254'))).toBe(true)
     } finally {
       await h.close()
@@ -173,7 +216,12 @@ describe('redirects', () => {
       res.writeHead(200, { 'content-length': String(blob.size) }).end(blob.bytes)
     })
     const source = await fake(
-      serveImage(image, { repository: 'redir/app', tag: 'v1', basic: 'promoter:s3cret', blobRedirect: (digest) => `${storage.url}/storage/${digest}?X-Amz-Signature=abc` })
+      serveImage(image, {
+        repository: 'redir/app',
+        tag: 'v1',
+        basic: 'promoter:s3cret',
+        blobRedirect: (digest) => `${storage.url}/storage/${digest}?X-Amz-Signature=abc`
+      })
     )
     const configDir = await writeDockerConfig({ [source.host]: 'promoter:s3cret' })
     const h = createHarness({ credentials: { configDir } })

@@ -11,7 +11,18 @@ import { runAction, type ActionRun } from '../scripts/lib/runner.ts'
 import { commandSafe, untrusted } from '../src/untrusted.ts'
 import { startFakeServer, type FakeServer } from './support/fake-registry.ts'
 import { pushImage, startRegistry, type RunningRegistry } from './support/registry.ts'
-import { TestCA, TestRekor, dsseBundle, inTotoStatement, keyPairSigner, pushBundleReferrer, pushLegacyTag, signatureLayer, simpleSigningPayload, trustedRootJson } from './support/sigstore.ts'
+import {
+  TestCA,
+  TestRekor,
+  dsseBundle,
+  inTotoStatement,
+  keyPairSigner,
+  pushBundleReferrer,
+  pushLegacyTag,
+  signatureLayer,
+  simpleSigningPayload,
+  trustedRootJson
+} from './support/sigstore.ts'
 
 /** Every way a line of output could turn into a command or a fake line: \n, \r, U+2028, `::` at a line start, `##[` anywhere. */
 const HOSTILE = 'x\n::notice::INJECTED\r::set-output name=image::evil.example/app@sha256:0\u2028##[error]INJECTED\n  ::add-mask::x'
@@ -50,7 +61,9 @@ describe('the escaping helpers', () => {
     expect(shown).not.toMatch(/[\r\n\u2028]/)
     expect(shown).not.toContain('::')
     expect(shown).not.toContain('##[')
-    expect(shown).toBe('x\\n:\\x3anotice:\\x3aINJECTED\\r:\\x3aset-output name=image:\\x3aevil.example/app@sha256:0\\u2028#\\x23[error]INJECTED\\n  :\\x3aadd-mask:\\x3ax')
+    expect(shown).toBe(
+      'x\\n:\\x3anotice:\\x3aINJECTED\\r:\\x3aset-output name=image:\\x3aevil.example/app@sha256:0\\u2028#\\x23[error]INJECTED\\n  :\\x3aadd-mask:\\x3ax'
+    )
     expect(untrusted('a'.repeat(600))).toBe(`${'a'.repeat(512)}…(88 more characters)`)
   })
 
@@ -66,7 +79,13 @@ describe('hostile text in every field that reaches output', () => {
     const key = await keyPairSigner()
     const bundle = dsseBundle(key, inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1'))
     await pushBundleReferrer(registry.url, 'inject/gate', image, bundle, 'https://oci-promote.dev/promotion/v1', HOSTILE)
-    const run = await runAction({ image: `${registry.host}/inject/gate:build`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-public-key': key.publicKeyPem })
+    const run = await runAction({
+      image: `${registry.host}/inject/gate:build`,
+      to: 'prod',
+      'verify-signature': 'false',
+      'require-environment': 'staging',
+      'promotion-public-key': key.publicKeyPem
+    })
     expect(run.exitCode).toBe(1)
     expect(run.stdout).toContain('its layer is x\\n:\\x3anotice:\\x3aINJECTED')
     expectNoInjection(run)
@@ -83,14 +102,19 @@ describe('hostile text in every field that reaches output', () => {
     await pushLegacyTag(registry.url, 'inject/san', image.digest, 'sig', [signatureLayer(signer, simpleSigningPayload('inject/san', image.digest), rekor)])
     const trusted = await ca.issue('https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main')
     await pushBundleReferrer(registry.url, 'inject/san', image, dsseBundle(trusted, inTotoStatement(image.digest, HOSTILE), rekor), HOSTILE)
-    const run = await runAction({ image: `${registry.host}/inject/san:build`, to: 'prod', 'certificate-identity': 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', 'trusted-root': join(dir, 'trusted_root.json') })
+    const run = await runAction({
+      image: `${registry.host}/inject/san:build`,
+      to: 'prod',
+      'certificate-identity': 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main',
+      'trusted-root': join(dir, 'trusted_root.json')
+    })
     expect(run.exitCode).toBe(1)
-    expect(run.stdout).toContain("its certificate's subject alternative name is not plain printable ASCII: \"https://github.com/acme/appx\\x0a:\\x3anotice")
+    expect(run.stdout).toContain('its certificate\'s subject alternative name is not plain printable ASCII: "https://github.com/acme/appx\\x0a:\\x3anotice')
     expect(run.stdout).toContain('it is an attestation of type x\\n:\\x3anotice')
     expectNoInjection(run)
   })
 
-  it("platform names of an index, in the log and the job summary of a run that succeeds", async () => {
+  it('platform names of an index, in the log and the job summary of a run that succeeds', async () => {
     const child = buildImage({ platform: { os: `<img src=x>|**bold**${HOSTILE}`, architecture: 'amd64' } })
     const index = buildIndex([child])
     await pushImage(registry.url, 'inject/platforms', 'build', index)
@@ -106,9 +130,28 @@ describe('hostile text in every field that reaches output', () => {
     await pushImage(registry.url, 'inject/record', 'build', image)
     const key = await keyPairSigner()
     const statement = JSON.parse(inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1').toString()) as { predicate: object }
-    statement.predicate = { environment: 'staging', action: 'promote', digest: image.digest, destinations: [], promotedAt: HOSTILE, workflow: { actor: HOSTILE, repository: HOSTILE, runId: '7' } }
-    await pushBundleReferrer(registry.url, 'inject/record', image, dsseBundle(key, Buffer.from(JSON.stringify(statement))), 'https://oci-promote.dev/promotion/v1')
-    const run = await runAction({ image: `${registry.host}/inject/record:build`, to: 'prod', 'verify-signature': 'false', 'require-environment': 'staging', 'promotion-public-key': key.publicKeyPem })
+    statement.predicate = {
+      environment: 'staging',
+      action: 'promote',
+      digest: image.digest,
+      destinations: [],
+      promotedAt: HOSTILE,
+      workflow: { actor: HOSTILE, repository: HOSTILE, runId: '7' }
+    }
+    await pushBundleReferrer(
+      registry.url,
+      'inject/record',
+      image,
+      dsseBundle(key, Buffer.from(JSON.stringify(statement))),
+      'https://oci-promote.dev/promotion/v1'
+    )
+    const run = await runAction({
+      image: `${registry.host}/inject/record:build`,
+      to: 'prod',
+      'verify-signature': 'false',
+      'require-environment': 'staging',
+      'promotion-public-key': key.publicKeyPem
+    })
     expect(run.exitCode).toBe(0)
     expect(run.summary).toContain('→ promoted to <code>staging</code> by x&#92;n:&#92;x3anotice')
     expectNoInjection(run)
@@ -118,7 +161,9 @@ describe('hostile text in every field that reaches output', () => {
     const image = buildImage()
     const liar = await startFakeServer((req, res) => {
       if (req.url === '/v2/') return void res.writeHead(200).end('{}')
-      res.writeHead(200, { 'content-type': image.mediaType, 'docker-content-digest': 'sha256:0 ##[set-output name=image]evil ::notice::INJECTED' }).end(image.bytes)
+      res
+        .writeHead(200, { 'content-type': image.mediaType, 'docker-content-digest': 'sha256:0 ##[set-output name=image]evil ::notice::INJECTED' })
+        .end(image.bytes)
     })
     servers.push(liar)
     const run = await runAction({ image: `${liar.host}/inject/app:build`, to: 'prod', 'verify-signature': 'false' })
@@ -136,7 +181,10 @@ describe('hostile text in every field that reaches output', () => {
       res.writeHead(401, { 'www-authenticate': 'Bearer realm="##[set-output name=image]evil ::notice::INJECTED"' }).end()
     })
     servers.push(errors, challenge)
-    for (const [server, expected] of [[errors, 'DENIED: x\\n:\\x3anotice'], [challenge, 'names token realm "#\\x23[set-output name=image]evil :\\x3anotice']] as const) {
+    for (const [server, expected] of [
+      [errors, 'DENIED: x\\n:\\x3anotice'],
+      [challenge, 'names token realm "#\\x23[set-output name=image]evil :\\x3anotice']
+    ] as const) {
       const run = await runAction({ image: `${server.host}/inject/app:build`, to: 'prod', 'verify-signature': 'false' })
       expect(run.exitCode).toBe(1)
       expect(run.stdout).toContain(expected)

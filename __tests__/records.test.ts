@@ -14,7 +14,14 @@ import { createHarness, type HarnessOptions, type HarnessRequest } from './suppo
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import { dsseBundle, inTotoStatement, keyPairSigner, pushBundleReferrer, type Signer } from './support/sigstore.ts'
 
-const RUN = { repository: 'acme/app', workflowRef: 'acme/app/.github/workflows/deploy.yml@refs/heads/main', commit: 'abc123', runId: '42', runAttempt: '1', actor: 'octocat' }
+const RUN = {
+  repository: 'acme/app',
+  workflowRef: 'acme/app/.github/workflows/deploy.yml@refs/heads/main',
+  commit: 'abc123',
+  runId: '42',
+  runAttempt: '1',
+  actor: 'octocat'
+}
 let staging: RunningRegistry
 let production: RunningRegistry
 let releaser: Signer
@@ -33,7 +40,16 @@ afterAll(async () => {
 })
 
 function gateFor(environment: string, key: Signer = releaser): NonNullable<NonNullable<HarnessOptions['deps']>['gate']> {
-  const verifier = new SignatureVerifier({ publicKeys: [createPublicKey(key.publicKeyPem)], issuer: 'unused', attestationType: PROMOTION_PREDICATE_TYPE, predicateTypes: [PROMOTION_PREDICATE_TYPE], signedPlatforms: 'index' }, new TrustRoot({}))
+  const verifier = new SignatureVerifier(
+    {
+      publicKeys: [createPublicKey(key.publicKeyPem)],
+      issuer: 'unused',
+      attestationType: PROMOTION_PREDICATE_TYPE,
+      predicateTypes: [PROMOTION_PREDICATE_TYPE],
+      signedPlatforms: 'index'
+    },
+    new TrustRoot({})
+  )
   return { environment, verifier: new ImageVerifier(verifier) }
 }
 
@@ -62,11 +78,23 @@ describe('dev → staging → production with records and gates', () => {
     expect(dev.error).toBeUndefined()
     expect(dev.result!.records).toEqual([expect.stringMatching(new RegExp(`^${staging.host}/${repo}@sha256:`))])
 
-    const toStaging = await promote({ source: `${staging.host}/${repo}:dev`, to: ['staging'] }, { gate: gateFor('dev'), record: { environment: 'staging', signer, run: RUN } })
+    const toStaging = await promote(
+      { source: `${staging.host}/${repo}:dev`, to: ['staging'] },
+      { gate: gateFor('dev'), record: { environment: 'staging', signer, run: RUN } }
+    )
     expect(toStaging.error).toBeUndefined()
-    expect(toStaging.result!.gate!.predicate).toMatchObject({ environment: 'dev', source: `${staging.host}/${repo}:build`, digest: image.digest, workflow: RUN, destinations: [{ reference: `${staging.host}/${repo}:dev`, previousDigest: null, status: 'created' }] })
+    expect(toStaging.result!.gate!.predicate).toMatchObject({
+      environment: 'dev',
+      source: `${staging.host}/${repo}:build`,
+      digest: image.digest,
+      workflow: RUN,
+      destinations: [{ reference: `${staging.host}/${repo}:dev`, previousDigest: null, status: 'created' }]
+    })
 
-    const toProd = await promote({ source: `${staging.host}/${repo}:staging`, to: [`${production.host}/${repo}:prod`] }, { gate: gateFor('staging'), record: { environment: 'production', signer, run: RUN } })
+    const toProd = await promote(
+      { source: `${staging.host}/${repo}:staging`, to: [`${production.host}/${repo}:prod`] },
+      { gate: gateFor('staging'), record: { environment: 'production', signer, run: RUN } }
+    )
     expect(toProd.error).toBeUndefined()
     expect(toProd.result!.gate!.predicate).toMatchObject({ environment: 'staging' })
     expect(await tagDigest(production.url, repo, 'prod')).toBe(image.digest)
@@ -74,7 +102,10 @@ describe('dev → staging → production with records and gates', () => {
     // Production carries its own record and the earlier ones, so "what is in production and how it got there" is answerable there.
     const check = await promote({ source: `${production.host}/${repo}:prod`, to: ['prod'], mode: 'verify' }, { gate: gateFor('production') })
     expect(check.error).toBeUndefined()
-    expect(check.result!.gate!.predicate).toMatchObject({ environment: 'production', destinations: [{ reference: `${production.host}/${repo}:prod`, previousDigest: null, status: 'created' }] })
+    expect(check.result!.gate!.predicate).toMatchObject({
+      environment: 'production',
+      destinations: [{ reference: `${production.host}/${repo}:prod`, previousDigest: null, status: 'created' }]
+    })
   })
 
   it('a re-run with nothing to promote writes no new record', async () => {
@@ -127,7 +158,13 @@ describe('a production promotion is refused, with nothing written', () => {
   it('with a staging record signed by the trusted key that is not a well-formed record', async () => {
     const { repo, image } = await seed()
     const statement = JSON.parse(inTotoStatement(image.digest, PROMOTION_PREDICATE_TYPE).toString()) as { predicate: object }
-    statement.predicate = { environment: 'staging', action: 'promote', digest: image.digest, promotedAt: new Date().toISOString(), destinations: [{ reference: 'x', previousDigest: '../../etc', status: 'moved' }] }
+    statement.predicate = {
+      environment: 'staging',
+      action: 'promote',
+      digest: image.digest,
+      promotedAt: new Date().toISOString(),
+      destinations: [{ reference: 'x', previousDigest: '../../etc', status: 'moved' }]
+    }
     await pushBundleReferrer(staging.url, repo, image, dsseBundle(releaser, Buffer.from(JSON.stringify(statement))), PROMOTION_PREDICATE_TYPE)
     await expectClosed(repo, gateFor('staging'), 'has 1 verified record(s) that are not well-formed promotion records, none for "staging"')
   })
@@ -147,7 +184,10 @@ describe('a production promotion is refused, with nothing written', () => {
 describe('a promotion record says "moved by", never "built and signed by"', () => {
   it('an unsigned image stays refused after a run that recorded its promotion with the release key', async () => {
     const { repo } = await seed()
-    const releasePolicy = new SignatureVerifier({ publicKeys: [createPublicKey(releaser.publicKeyPem)], issuer: 'unused', predicateTypes: signaturePredicateTypes(), signedPlatforms: 'index' }, new TrustRoot({}))
+    const releasePolicy = new SignatureVerifier(
+      { publicKeys: [createPublicKey(releaser.publicKeyPem)], issuer: 'unused', predicateTypes: signaturePredicateTypes(), signedPlatforms: 'index' },
+      new TrustRoot({})
+    )
     const refuse = async () => {
       const h = createHarness({ verifier: releasePolicy })
       try {
@@ -200,7 +240,7 @@ describe('mode: rollback', () => {
         { environment, destinations: tags.map((t) => parseReference(t)), verifyBlobs: false, concurrency: 4 },
         {
           ...storeDependencies(h.stores, withRecord ? { record: { environment, signer, run: RUN, action: 'rollback' as const } } : {}),
-          recordVerifier: gateFor(environment, key)!.verifier
+          recordVerifier: gateFor(environment, key).verifier
         }
       )
       return { results, writes: h.writes() }
@@ -215,13 +255,24 @@ describe('mode: rollback', () => {
     const { repo, image: first } = await seed()
     const second = buildImage()
     await pushImage(staging.url, repo, 'second', second)
-    await promote({ source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] }, { record: { environment: 'production', signer, run: RUN } })
-    await promote({ source: `${staging.host}/${repo}:second`, to: [`${production.host}/${repo}:prod`] }, { record: { environment: 'production', signer, run: RUN } })
+    await promote(
+      { source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] },
+      { record: { environment: 'production', signer, run: RUN } }
+    )
+    await promote(
+      { source: `${staging.host}/${repo}:second`, to: [`${production.host}/${repo}:prod`] },
+      { record: { environment: 'production', signer, run: RUN } }
+    )
     expect(await tagDigest(production.url, repo, 'prod')).toBe(second.digest)
 
     const { results, error } = await rollBack([`${production.host}/${repo}:prod`], 'production')
     expect(error).toBeUndefined()
-    expect(results!.destinations[0]).toMatchObject({ reference: `${production.host}/${repo}:prod`, digest: first.digest, previousDigest: second.digest, status: 'moved' })
+    expect(results!.destinations[0]).toMatchObject({
+      reference: `${production.host}/${repo}:prod`,
+      digest: first.digest,
+      previousDigest: second.digest,
+      status: 'moved'
+    })
     expect(await tagDigest(production.url, repo, 'prod')).toBe(first.digest)
     expect(results!.records).toHaveLength(1)
 
@@ -268,7 +319,10 @@ describe('mode: rollback', () => {
 
   it('refuses when the current digest has no record from the trusted signer, or nothing came before it', async () => {
     const { repo } = await seed()
-    await promote({ source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] }, { record: { environment: 'production', signer, run: RUN } })
+    await promote(
+      { source: `${staging.host}/${repo}:build`, to: [`${production.host}/${repo}:prod`] },
+      { record: { environment: 'production', signer, run: RUN } }
+    )
     const first = await rollBack([`${production.host}/${repo}:prod`], 'production')
     expect(first.error?.code).toBe('NOT_PROMOTED')
     expect(first.error?.message).toContain('was created by the promotion of')

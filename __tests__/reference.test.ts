@@ -15,7 +15,10 @@ describe('parseReference', () => {
     ['localhost:5000/app', { kind: 'registry', registry: 'localhost:5000', repository: 'app' }],
     ['localhost/app:x', { kind: 'registry', registry: 'localhost', repository: 'app', tag: 'x' }],
     ['[::1]:5000/a/b/c:t', { kind: 'registry', registry: '[::1]:5000', repository: 'a/b/c', tag: 't' }],
-    ['123456789.dkr.ecr.eu-west-1.amazonaws.com/app:staging', { kind: 'registry', registry: '123456789.dkr.ecr.eu-west-1.amazonaws.com', repository: 'app', tag: 'staging' }],
+    [
+      '123456789.dkr.ecr.eu-west-1.amazonaws.com/app:staging',
+      { kind: 'registry', registry: '123456789.dkr.ecr.eu-west-1.amazonaws.com', repository: 'app', tag: 'staging' }
+    ],
     ['REGISTRY.Example.com/app', { kind: 'registry', registry: 'registry.example.com', repository: 'app' }],
     ['oci:./layout', { kind: 'layout', path: './layout' }],
     ['oci:/tmp/x:dev', { kind: 'layout', path: '/tmp/x', tag: 'dev' }],

@@ -29,7 +29,10 @@ beforeAll(async () => {
   signer = await ca.issue(IDENTITY)
   const root = join(await mkdtemp(join(tmpdir(), 'oci-promote-ref-')), 'trusted_root.json')
   await writeFile(root, JSON.stringify(trustedRootJson({ ca, rekor })))
-  verifier = new SignatureVerifier({ publicKeys: [], identity: exactIdentity(IDENTITY), issuer: GITHUB_ISSUER, signedPlatforms: 'index', predicateTypes: signaturePredicateTypes() }, new TrustRoot({ trustedRootPath: root }))
+  verifier = new SignatureVerifier(
+    { publicKeys: [], identity: exactIdentity(IDENTITY), issuer: GITHUB_ISSUER, signedPlatforms: 'index', predicateTypes: signaturePredicateTypes() },
+    new TrustRoot({ trustedRootPath: root })
+  )
 })
 afterAll(async () => {
   await Promise.all([distribution?.stop(), withApi?.stop()])
@@ -38,7 +41,13 @@ afterAll(async () => {
 it('carries a referrer to a registry with the referrers API without writing a fallback tag, and it verifies there', async () => {
   const image = buildMultiArch(2)
   await pushImage(distribution.url, 'ref/app', 'build', image)
-  const referrer = await pushBundleReferrer(distribution.url, 'ref/app', image, dsseBundle(signer, inTotoStatement(image.digest, COSIGN_SIGN), rekor), COSIGN_SIGN)
+  const referrer = await pushBundleReferrer(
+    distribution.url,
+    'ref/app',
+    image,
+    dsseBundle(signer, inTotoStatement(image.digest, COSIGN_SIGN), rekor),
+    COSIGN_SIGN
+  )
   const h = createHarness({ verifier })
   try {
     const result = await h.run({ source: `${distribution.host}/ref/app:build`, to: [`${withApi.host}/ref/app:prod`] })
@@ -61,7 +70,9 @@ it('ignores a fallback tag that resolves to the image itself, and never writes o
   const h = createHarness({ verifier })
   try {
     await pushImage(hostile.url, 'odd/app', 'build', image)
-    const error = (await h.run({ source: `${hostile.host}/odd/app:build`, to: [`${distribution.host}/odd/app:prod`] }).catch((e: unknown) => e)) as Error & { code: string }
+    const error = (await h.run({ source: `${hostile.host}/odd/app:build`, to: [`${distribution.host}/odd/app:prod`] }).catch((e: unknown) => e)) as Error & {
+      code: string
+    }
     expect(error.code).toBe('SIGNATURE_NOT_VERIFIED')
     expect(error.message).toContain(`odd/app:${image.digest.replace(':', '-')} resolves to the image itself, not a referrers index; ignored`)
     expect(h.writes()).toEqual([])

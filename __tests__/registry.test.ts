@@ -40,9 +40,12 @@ describe('same repository', () => {
       [`${primary.host}/app/same:prod`, 'created', null]
     ])
     for (const tag of ['dev', 'staging', 'prod']) expect(await tagDigest(primary.url, 'app/same', tag)).toBe(image.digest)
-    expect(h.writes().map((w) => `${w.method} ${w.path}`).sort()).toEqual(
-      ['dev', 'prod', 'staging'].map((t) => `PUT /v2/app/same/manifests/${t}`)
-    )
+    expect(
+      h
+        .writes()
+        .map((w) => `${w.method} ${w.path}`)
+        .sort()
+    ).toEqual(['dev', 'prod', 'staging'].map((t) => `PUT /v2/app/same/manifests/${t}`))
     // ping, resolve, then per destination a check (a GET: what it held is hashed) and a read-back: nothing else.
     expect(h.requests.filter((r) => r.method !== 'PUT').map((r) => r.method)).toEqual(['GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'GET'])
   })
@@ -93,7 +96,12 @@ describe('another repository in the same registry', () => {
     expect(result.copied.blobsMounted).toBe(6)
     expect(result.copied.blobsUploaded).toBe(0)
     expect(h.writes().filter((w) => w.method === 'PUT' && w.path.includes('/blobs/'))).toEqual([])
-    expect(h.writes().filter((w) => w.method === 'POST').every((w) => w.path.includes('mount=') && w.path.includes('from=team%2Fsrc'))).toBe(true)
+    expect(
+      h
+        .writes()
+        .filter((w) => w.method === 'POST')
+        .every((w) => w.path.includes('mount=') && w.path.includes('from=team%2Fsrc'))
+    ).toBe(true)
     expect(await tagDigest(primary.url, 'team/dst', 'staging')).toBe(index.digest)
     for (const child of index.children) expect(await tagDigest(primary.url, 'team/dst', child.digest)).toBe(child.digest)
   })
@@ -162,7 +170,9 @@ describe('checks before any write', () => {
     const image = buildImage()
     await pushImage(primary.url, 'chk/digest', 'build', image)
     const wrong = `sha256:${'0'.repeat(64)}`
-    await expect(h.run({ source: `${primary.host}/chk/digest:build`, expectedDigest: wrong, to: ['prod', `${secondary.host}/chk/digest:prod`] })).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' })
+    await expect(
+      h.run({ source: `${primary.host}/chk/digest:build`, expectedDigest: wrong, to: ['prod', `${secondary.host}/chk/digest:prod`] })
+    ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' })
     expect(h.writes()).toEqual([])
     expect(await tagDigest(primary.url, 'chk/digest', 'prod')).toBeUndefined()
   })
@@ -203,7 +213,9 @@ describe('checks before any write', () => {
     const image = buildImage()
     await pushImage(primary.url, 'chk/half', 'build', image)
     const port = await freePort()
-    await expect(h.run({ source: `${primary.host}/chk/half:build`, to: ['staging', `127.0.0.1:${port}/x/y:staging`] })).rejects.toMatchObject({ code: 'NETWORK' })
+    await expect(h.run({ source: `${primary.host}/chk/half:build`, to: ['staging', `127.0.0.1:${port}/x/y:staging`] })).rejects.toMatchObject({
+      code: 'NETWORK'
+    })
     expect(h.writes()).toEqual([])
   })
 })

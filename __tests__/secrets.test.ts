@@ -20,7 +20,10 @@ const runs: { name: string; run: ActionRun }[] = []
 let seedingTokens = 0
 
 async function record(name: string, inputs: Record<string, string>, auths: Record<string, string>): Promise<ActionRun> {
-  const run = await runAction({ 'verify-signature': 'false', 'github-token': GITHUB_TOKEN, ...inputs }, { DOCKER_CONFIG: await writeDockerConfig(auths), RUNNER_DEBUG: '1' })
+  const run = await runAction(
+    { 'verify-signature': 'false', 'github-token': GITHUB_TOKEN, ...inputs },
+    { DOCKER_CONFIG: await writeDockerConfig(auths), RUNNER_DEBUG: '1' }
+  )
   runs.push({ name, run })
   return run
 }
@@ -37,14 +40,24 @@ beforeAll(async () => {
     if (!blob) return false
     res.writeHead(200, { 'content-length': String(blob.size) }).end(blob.bytes)
   })
-  fake = await startFakeServer(serveImage(image, { repository: 'sec/app', tag: 'build', basic: `promoter:${USERS.promoter}`, blobRedirect: (d) => `${storage.url}/s/${d}?sig=1` }))
+  fake = await startFakeServer(
+    serveImage(image, { repository: 'sec/app', tag: 'build', basic: `promoter:${USERS.promoter}`, blobRedirect: (d) => `${storage.url}/s/${d}?sig=1` })
+  )
 
   const promoter = `promoter:${USERS.promoter}`
   await record('basic, success', { image: `${basic.host}/sec/app:build`, to: `prod\n${basic.host}/sec/copy:prod` }, { [basic.host]: promoter })
-  await record('bearer, success', { image: `${bearer.host}/sec/app:build`, to: `prod\n${bearer.host}/sec/copy:prod\n${basic.host}/sec/cross:prod` }, { [bearer.host]: promoter, [basic.host]: promoter })
+  await record(
+    'bearer, success',
+    { image: `${bearer.host}/sec/app:build`, to: `prod\n${bearer.host}/sec/copy:prod\n${basic.host}/sec/cross:prod` },
+    { [bearer.host]: promoter, [basic.host]: promoter }
+  )
   await record('basic, wrong password', { image: `${basic.host}/sec/app:build`, to: 'x' }, { [basic.host]: `promoter:${WRONG_PASSWORD}` })
   await record('bearer, wrong password', { image: `${bearer.host}/sec/app:build`, to: 'x' }, { [bearer.host]: `promoter:${WRONG_PASSWORD}` })
-  await record('cross-origin redirect', { image: `${fake.host}/sec/app:build`, to: `${basic.host}/sec/redirected:prod` }, { [fake.host]: promoter, [basic.host]: promoter })
+  await record(
+    'cross-origin redirect',
+    { image: `${fake.host}/sec/app:build`, to: `${basic.host}/sec/redirected:prod` },
+    { [fake.host]: promoter, [basic.host]: promoter }
+  )
   await record('missing image', { image: `${bearer.host}/sec/app:nope`, to: `${basic.host}/x/y:prod` }, { [bearer.host]: promoter, [basic.host]: promoter })
 }, 120_000)
 afterAll(async () => {
@@ -73,7 +86,12 @@ it('the scenarios ran as intended: three promotions succeeded, three failed', ()
 it('no secret appears in logs (debug on), outputs, summaries or errors', () => {
   const leaks: string[] = []
   for (const { name, run } of runs) {
-    const lines = [...run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')), ...run.stderr.split('\n'), ...run.summary.split('\n'), ...Object.values(run.outputs)]
+    const lines = [
+      ...run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')),
+      ...run.stderr.split('\n'),
+      ...run.summary.split('\n'),
+      ...Object.values(run.outputs)
+    ]
     for (const secret of secrets()) for (const line of lines) if (line.includes(secret)) leaks.push(`${name}: ${secret.slice(0, 6)}… in ${line.slice(0, 120)}`)
     expect(run.stdout).toContain('::debug::')
   }
@@ -81,7 +99,14 @@ it('no secret appears in logs (debug on), outputs, summaries or errors', () => {
 })
 
 it('every secret a run used was handed to the runner for masking', () => {
-  const masked = new Set(runs.flatMap(({ run }) => run.stdout.split('\n').filter((l) => l.startsWith('::add-mask::')).map((l) => l.slice('::add-mask::'.length))))
+  const masked = new Set(
+    runs.flatMap(({ run }) =>
+      run.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('::add-mask::'))
+        .map((l) => l.slice('::add-mask::'.length))
+    )
+  )
   const used = [USERS.promoter, WRONG_PASSWORD, GITHUB_TOKEN, ...tokens.issued.slice(seedingTokens)]
   expect(used.filter((secret) => !masked.has(secret)).map((s) => `${s.slice(0, 8)}…`)).toEqual([])
 })

@@ -58,7 +58,10 @@ afterAll(async () => {
 })
 
 function verifier(policy: Partial<SignaturePolicy>): SignatureVerifier {
-  return new SignatureVerifier({ publicKeys: [], issuer: GITHUB_ISSUER, signedPlatforms: 'index', predicateTypes: signaturePredicateTypes(policy.attestationType), ...policy }, new TrustRoot({ trustedRootPath: trustedRoot }))
+  return new SignatureVerifier(
+    { publicKeys: [], issuer: GITHUB_ISSUER, signedPlatforms: 'index', predicateTypes: signaturePredicateTypes(policy.attestationType), ...policy },
+    new TrustRoot({ trustedRootPath: trustedRoot })
+  )
 }
 const byIdentity = (): Partial<SignaturePolicy> => ({ identity: exactIdentity(IDENTITY) })
 const byKey = (signer: Signer = key): Partial<SignaturePolicy> => ({ publicKeys: [createPublicKey(signer.publicKeyPem)] })
@@ -105,7 +108,9 @@ describe('every storage format verifies and is carried to another registry', () 
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(keyless, simpleSigningPayload(repo, image.digest), rekor)])
     const { result, error } = await promote(repo, byIdentity())
     expect(error).toBeUndefined()
-    expect(result!.verified).toEqual([expect.objectContaining({ format: 'cosign-signature', identity: IDENTITY, issuer: GITHUB_ISSUER, logIndex: expect.any(String) })])
+    expect(result!.verified).toEqual([
+      expect.objectContaining({ format: 'cosign-signature', identity: IDENTITY, issuer: GITHUB_ISSUER, logIndex: expect.any(String) })
+    ])
     expect(result!.attachmentsCopied).toBe(1)
     expect(await tagDigest(secondary.url, repo, `${image.digest.replace(':', '-')}.sig`)).toBeDefined()
     await verifyAt(repo, byIdentity())
@@ -119,7 +124,9 @@ describe('every storage format verifies and is carried to another registry', () 
     await verifyAt(repo, byKey())
 
     const logged = await seed()
-    await pushLegacyTag(primary.url, logged.repo, logged.image.digest, 'sig', [signatureLayer(key, simpleSigningPayload(logged.repo, logged.image.digest), rekor)])
+    await pushLegacyTag(primary.url, logged.repo, logged.image.digest, 'sig', [
+      signatureLayer(key, simpleSigningPayload(logged.repo, logged.image.digest), rekor)
+    ])
     const withLog = await promote(logged.repo, byKey())
     expect(withLog.result!.verified[0]!.logIndex).toBeDefined()
   })
@@ -157,7 +164,8 @@ describe('every storage format verifies and is carried to another registry', () 
     const api: Server = createServer((req, res) => {
       const url = decodeURIComponent(req.url ?? '')
       requests.push(`${req.method} ${url} ${req.headers.authorization ?? ''}`)
-      if (url.startsWith(`/repos/acme/app/attestations/${image.digest}?`)) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ attestations: [{ bundle, repository_id: 1 }] }))
+      if (url.startsWith(`/repos/acme/app/attestations/${image.digest}?`))
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ attestations: [{ bundle, repository_id: 1 }] }))
       else res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}')
     })
     await new Promise<void>((r) => api.listen(0, '127.0.0.1', r))
@@ -204,7 +212,11 @@ describe('every negative case fails closed, with a clear message and no write', 
 
   it('unsigned', async () => {
     const { repo, image } = await seed()
-    await expectRefused(repo, byIdentity(), `${image.digest}: no signature or attestation found (looked at cosign tags ${image.digest.replace(':', '-')}.sig/.att`)
+    await expectRefused(
+      repo,
+      byIdentity(),
+      `${image.digest}: no signature or attestation found (looked at cosign tags ${image.digest.replace(':', '-')}.sig/.att`
+    )
   })
 
   it('signed with another key', async () => {
@@ -226,7 +238,11 @@ describe('every negative case fails closed, with a clear message and no write', 
     const { repo, image } = await seed()
     const evil = await ca.issue('https://github.com/acme/app-evil/.github/workflows/release.yml@refs/heads/main')
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(evil, simpleSigningPayload(repo, image.digest), rekor)])
-    await expectRefused(repo, { identity: identityRegexp('https://github.com/acme/app') }, /UNTRUSTED_SIGNER_ERROR: certificate identity error .*, got https:\/\/github.com\/acme\/app-evil\//)
+    await expectRefused(
+      repo,
+      { identity: identityRegexp('https://github.com/acme/app') },
+      /UNTRUSTED_SIGNER_ERROR: certificate identity error .*, got https:\/\/github.com\/acme\/app-evil\//
+    )
     await expectRefused(repo, byIdentity(), /UNTRUSTED_SIGNER_ERROR: certificate identity error .*, got https:\/\/github.com\/acme\/app-evil\//)
   })
 
@@ -234,7 +250,11 @@ describe('every negative case fails closed, with a clear message and no write', 
     const { repo, image } = await seed()
     const other = await ca.issue(IDENTITY, { issuer: 'https://accounts.google.com' })
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(other, simpleSigningPayload(repo, image.digest), rekor)])
-    await expectRefused(repo, byIdentity(), 'UNTRUSTED_SIGNER_ERROR: invalid certificate extension - expected issuer=https://token.actions.githubusercontent.com, got issuer=https://accounts.google.com')
+    await expectRefused(
+      repo,
+      byIdentity(),
+      'UNTRUSTED_SIGNER_ERROR: invalid certificate extension - expected issuer=https://token.actions.githubusercontent.com, got issuer=https://accounts.google.com'
+    )
   })
 
   it('a tampered payload', async () => {
@@ -242,7 +262,9 @@ describe('every negative case fails closed, with a clear message and no write', 
     const honest = signatureLayer(key, simpleSigningPayload(repo, image.digest))
     const forged = Buffer.from(honest.bytes.toString().replace('"optional":null', '"optional":{"approved":"yes"}'))
     const { sha256 } = await import('../scripts/lib/images.ts')
-    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [{ bytes: forged, descriptor: { ...honest.descriptor, digest: sha256(forged), size: forged.length } }])
+    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [
+      { bytes: forged, descriptor: { ...honest.descriptor, digest: sha256(forged), size: forged.length } }
+    ])
     await expectRefused(repo, byKey(), /\.sig layer 1: SIGNATURE_ERROR: signature verification failed/)
   })
 
@@ -251,7 +273,11 @@ describe('every negative case fails closed, with a clear message and no write', 
     const other = buildImage()
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(keyless, simpleSigningPayload(repo, other.digest), rekor)])
     await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(other.digest, COSIGN_SIGN), rekor), COSIGN_SIGN)
-    await expectRefused(repo, byIdentity(), new RegExp(`it signs ${other.digest}, not ${image.digest}[\\s\\S]*its statement is about sha256:${other.digest.slice(7)}`))
+    await expectRefused(
+      repo,
+      byIdentity(),
+      new RegExp(`it signs ${other.digest}, not ${image.digest}[\\s\\S]*its statement is about sha256:${other.digest.slice(7)}`)
+    )
   })
 
   it('a certificate that had expired when the log saw the signature', async () => {
@@ -263,7 +289,9 @@ describe('every negative case fails closed, with a clear message and no write', 
     // The same certificate verifies when the log saw the signature inside its ten minutes: expiry is judged at log time.
     const inTime = await seed()
     const loggedAt = Math.floor(notBefore.getTime() / 1000) + 120
-    await pushLegacyTag(primary.url, inTime.repo, inTime.image.digest, 'sig', [signatureLayer(expired, simpleSigningPayload(inTime.repo, inTime.image.digest), rekor, loggedAt)])
+    await pushLegacyTag(primary.url, inTime.repo, inTime.image.digest, 'sig', [
+      signatureLayer(expired, simpleSigningPayload(inTime.repo, inTime.image.digest), rekor, loggedAt)
+    ])
     expect((await promote(inTime.repo, byIdentity())).error).toBeUndefined()
   })
 
@@ -285,14 +313,14 @@ describe('every negative case fails closed, with a clear message and no write', 
     // 0xE1 read as ASCII with the high bit dropped is "a": the certificate would pass as acme's.
     const lookalike = await ca.issue(IDENTITY.replace('/acme/', '/\u00e1cme/'))
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(lookalike, simpleSigningPayload(repo, image.digest), rekor)])
-    await expectRefused(repo, byIdentity(), "its certificate's subject alternative name is not plain printable ASCII: \"https:\/\/github.com/\\xe1cme/app/")
+    await expectRefused(repo, byIdentity(), 'its certificate\'s subject alternative name is not plain printable ASCII: "https://github.com/\\xe1cme/app/')
   })
 
   it('a certificate whose OIDC issuer has a byte outside printable ASCII', async () => {
     const { repo, image } = await seed()
     const lookalike = await ca.issue(IDENTITY, { issuer: GITHUB_ISSUER.replace('actions', '\u00e1ctions'), issuerEncoding: 'latin1' })
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(lookalike, simpleSigningPayload(repo, image.digest), rekor)])
-    await expectRefused(repo, byIdentity(), "its certificate's OIDC issuer is not plain printable ASCII: \"https:\/\/token.\\xe1ctions.")
+    await expectRefused(repo, byIdentity(), 'its certificate\'s OIDC issuer is not plain printable ASCII: "https://token.\\xe1ctions.')
   })
 
   it('a transparency log entry that names another key than the one that signed', async () => {
@@ -301,15 +329,33 @@ describe('every negative case fails closed, with a clear message and no write', 
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(keyless, simpleSigningPayload(repo, image.digest), rekor, undefined, other)])
     await expectRefused(repo, byIdentity(), /its transparency log entry \d+ names another key than the one that signed/)
     const keyed = await seed()
-    await pushLegacyTag(primary.url, keyed.repo, keyed.image.digest, 'sig', [signatureLayer(key, simpleSigningPayload(keyed.repo, keyed.image.digest), rekor, undefined, await keyPairSigner())])
+    await pushLegacyTag(primary.url, keyed.repo, keyed.image.digest, 'sig', [
+      signatureLayer(key, simpleSigningPayload(keyed.repo, keyed.image.digest), rekor, undefined, await keyPairSigner())
+    ])
     await expectRefused(keyed.repo, byKey(), /its transparency log entry \d+ names another key than the one that signed/)
   })
 
   it('an attestation that is not a signature of the image: a promotion record or an SBOM signed by the trusted identity', async () => {
     const { repo, image } = await seed()
-    await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1'), rekor), 'https://oci-promote.dev/promotion/v1')
-    await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(image.digest, 'https://spdx.dev/Document'), rekor), 'https://spdx.dev/Document')
-    await expectRefused(repo, byIdentity(), /2 found, none verifies:[\s\S]*attestation of type https:\/\/oci-promote.dev\/promotion\/v1, which this policy does not take as a signature of the image[\s\S]*attestation of type https:\/\/spdx.dev\/Document/)
+    await pushBundleReferrer(
+      primary.url,
+      repo,
+      image,
+      dsseBundle(keyless, inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1'), rekor),
+      'https://oci-promote.dev/promotion/v1'
+    )
+    await pushBundleReferrer(
+      primary.url,
+      repo,
+      image,
+      dsseBundle(keyless, inTotoStatement(image.digest, 'https://spdx.dev/Document'), rekor),
+      'https://spdx.dev/Document'
+    )
+    await expectRefused(
+      repo,
+      byIdentity(),
+      /2 found, none verifies:[\s\S]*attestation of type https:\/\/oci-promote.dev\/promotion\/v1, which this policy does not take as a signature of the image[\s\S]*attestation of type https:\/\/spdx.dev\/Document/
+    )
     // The type a policy requires is the one exception: it is asked for by name.
     const { result, error } = await promote(repo, { ...byIdentity(), attestationType: 'https://spdx.dev/Document' })
     expect(error).toBeUndefined()
@@ -321,18 +367,26 @@ describe('every negative case fails closed, with a clear message and no write', 
     await pushLegacyTag(primary.url, repo, image.digest, 'sig', [signatureLayer(keyless, simpleSigningPayload(repo, image.digest), rekor)])
     // Anyone with push access can add these: an SBOM tag whose layer has size -1, and a fallback index entry with size -1.
     const sbom = Buffer.from('{"spdxVersion":"SPDX-2.3"}')
-    await pushLegacyTag(primary.url, repo, image.digest, 'sbom', [{ bytes: sbom, descriptor: { mediaType: 'text/spdx+json', digest: sha256(sbom), size: -1, annotations: {} } }])
+    await pushLegacyTag(primary.url, repo, image.digest, 'sbom', [
+      { bytes: sbom, descriptor: { mediaType: 'text/spdx+json', digest: sha256(sbom), size: -1, annotations: {} } }
+    ])
     const referrer = await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(image.digest, SLSA), rekor), SLSA)
-    const fallback = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: referrer, size: -1 }] }
+    const fallback = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: referrer, size: -1 }]
+    }
     await putRaw(primary.url, repo, image.digest.replace(':', '-'), fallback.mediaType, Buffer.from(JSON.stringify(fallback)))
 
     const { result, error } = await promote(repo, byIdentity())
     expect(error).toBeUndefined()
     expect(result!.verified).toEqual([expect.objectContaining({ format: 'cosign-signature', identity: IDENTITY })])
-    expect(result!.notes).toEqual(expect.arrayContaining([
-      expect.stringMatching(new RegExp(`${image.digest.replace(':', '-')}\\.sbom: .*layers\\[0\\] is not a valid descriptor.*; skipped`)),
-      expect.stringMatching(/manifests\[0\] is not a valid descriptor .*; skipped/)
-    ]))
+    expect(result!.notes).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(new RegExp(`${image.digest.replace(':', '-')}\\.sbom: .*layers\\[0\\] is not a valid descriptor.*; skipped`)),
+        expect.stringMatching(/manifests\[0\] is not a valid descriptor .*; skipped/)
+      ])
+    )
     expect(result!.attachmentsCopied).toBe(1)
     expect(await tagDigest(secondary.url, repo, `${image.digest.replace(':', '-')}.sbom`)).toBeUndefined()
     expect(await tagDigest(secondary.url, repo, image.digest.replace(':', '-'))).toBeUndefined()
@@ -342,7 +396,9 @@ describe('every negative case fails closed, with a clear message and no write', 
   it('malformed annotations and a malformed bundle are counted as unverified, not as a crash', async () => {
     const { repo, image } = await seed()
     const layer = signatureLayer(keyless, simpleSigningPayload(repo, image.digest), rekor)
-    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [{ ...layer, descriptor: { ...layer.descriptor, annotations: { ...layer.descriptor.annotations, 'dev.sigstore.cosign/bundle': '{not json' } } }])
+    await pushLegacyTag(primary.url, repo, image.digest, 'sig', [
+      { ...layer, descriptor: { ...layer.descriptor, annotations: { ...layer.descriptor.annotations, 'dev.sigstore.cosign/bundle': '{not json' } } }
+    ])
     await pushBundleReferrer(primary.url, repo, image, { mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', junk: true }, COSIGN_SIGN)
     await expectRefused(repo, byIdentity(), /2 found, none verifies:[\s\S]*cannot be read[\s\S]*cannot be read/)
   })

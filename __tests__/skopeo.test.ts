@@ -33,10 +33,14 @@ it('a cross-registry promotion is byte-identical for skopeo, and a skopeo-writte
     const result = await h.run({ source: `${primary.host}/interop/app:build`, to: [`${secondary.host}/interop/app:prod`] })
     expect(result.digest).toBe(index.digest)
 
-    const { stdout: raw } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${secondary.host}/interop/app:prod`], { encoding: 'buffer' })
+    const { stdout: raw } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${secondary.host}/interop/app:prod`], {
+      encoding: 'buffer'
+    })
     expect(`sha256:${createHash('sha256').update(raw).digest('hex')}`).toBe(index.digest)
     for (const child of index.children) {
-      const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${secondary.host}/interop/app@${child.digest}`], { encoding: 'buffer' })
+      const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${secondary.host}/interop/app@${child.digest}`], {
+        encoding: 'buffer'
+      })
       expect(`sha256:${createHash('sha256').update(stdout).digest('hex')}`).toBe(child.digest)
     }
 
@@ -45,7 +49,14 @@ it('a cross-registry promotion is byte-identical for skopeo, and a skopeo-writte
     await pushImage(primary.url, 'interop/oci', 'build', ociIndex)
     await h.run({ source: `${primary.host}/interop/oci:build`, to: [`${secondary.host}/interop/oci:prod`] })
     const layout = join(await mkdtemp(join(tmpdir(), 'oci-promote-skopeo-')), 'layout')
-    await run('skopeo', ['copy', '--all', '--preserve-digests', '--src-tls-verify=false', `docker://${secondary.host}/interop/oci:prod`, `oci:${layout}:fromskopeo`])
+    await run('skopeo', [
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      `docker://${secondary.host}/interop/oci:prod`,
+      `oci:${layout}:fromskopeo`
+    ])
     const back = await h.run({ source: `oci:${layout}:fromskopeo`, to: [`${primary.host}/interop/roundtrip:prod`] })
     expect(back.digest).toBe(ociIndex.digest)
     expect(await tagDigest(primary.url, 'interop/roundtrip', 'prod')).toBe(ociIndex.digest)

@@ -36,7 +36,10 @@ async function get(t: Transport, path: string): Promise<string> {
 }
 
 const ok = (body: string) => (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-length': String(body.length) }).end(body)
-const status = (code: number, headers: Record<string, string> = {}) => (res: import('node:http').ServerResponse) => res.writeHead(code, headers).end()
+const status =
+  (code: number, headers: Record<string, string> = {}) =>
+  (res: import('node:http').ServerResponse) =>
+    res.writeHead(code, headers).end()
 
 describe('Transport retries', () => {
   it('retries 502/503 and succeeds', async () => {

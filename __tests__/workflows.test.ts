@@ -21,7 +21,12 @@ async function parse(file: string) {
   const { parseWorkflow, NoOperationTraceWriter, convertWorkflowTemplate } = await import('@actions/workflow-parser')
   const result = parseWorkflow({ name: file, content: readFileSync(`${root}.github/workflows/${file}`, 'utf8') }, new NoOperationTraceWriter())
   const template = result.value ? await convertWorkflowTemplate(result.context, result.value) : undefined
-  return { errors: [...result.context.errors.getErrors().map((e) => e.message), ...(template?.errors ?? []).map((e) => e.Message)], template, raw: plain(JSON.parse(JSON.stringify(result.value))) as Record<string, any> } // eslint-disable-line @typescript-eslint/no-explicit-any
+  return {
+    errors: [...result.context.errors.getErrors().map((e) => e.message), ...(template?.errors ?? []).map((e) => e.Message)],
+    template,
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed workflow, asserted on by the tests below
+    raw: plain(JSON.parse(JSON.stringify(result.value))) as Record<string, any>
+  }
 }
 
 async function actionInputs(): Promise<string[]> {
@@ -48,7 +53,20 @@ describe('the reusable promote workflow', () => {
   it('is called with workflow_call, with the inputs, secrets and outputs the README shows', async () => {
     const { raw } = await parse('promote.yml')
     const call = raw['on']['workflow_call']
-    expect(Object.keys(call.inputs)).toEqual(expect.arrayContaining(['image', 'digest', 'to', 'environment', 'mode', 'require-environment', 'promotion-identity', 'certificate-identity', 'public-key', 'attestation-type']))
+    expect(Object.keys(call.inputs)).toEqual(
+      expect.arrayContaining([
+        'image',
+        'digest',
+        'to',
+        'environment',
+        'mode',
+        'require-environment',
+        'promotion-identity',
+        'certificate-identity',
+        'public-key',
+        'attestation-type'
+      ])
+    )
     expect(call.inputs.image.required).toBe(true)
     expect(call.inputs.environment.required).toBe(true)
     expect(Object.keys(call.outputs)).toEqual(['digest', 'image', 'promoted'])

@@ -25,7 +25,10 @@ function requireTools(): void {
   if (process.getuid?.() === 0) {
     console.log(`installing ${packages.join(' ')} from the distribution's packages`)
     spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' })
-    const installed = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    const installed = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    })
     if (installed.status === 0) return
   }
   console.error(`The benchmark needs ${missing.join(', ')}: sudo apt-get install ${packages.join(' ')}`)
@@ -43,7 +46,10 @@ function check(run: ProcessRun, what: string): ProcessRun {
 }
 
 async function promote(inputs: Record<string, string>): Promise<ProcessRun & { requests: string[] }> {
-  const run = check(await runAction({ 'verify-signature': 'false', 'show-summary': 'false', ...inputs }, { RUNNER_DEBUG: '1' }), `oci-promote ${JSON.stringify(inputs)}`)
+  const run = check(
+    await runAction({ 'verify-signature': 'false', 'show-summary': 'false', ...inputs }, { RUNNER_DEBUG: '1' }),
+    `oci-promote ${JSON.stringify(inputs)}`
+  )
   const requests = run.stdout.split('\n').filter((l) => /^::debug::(GET|HEAD|PUT|POST|PATCH|DELETE) /.test(l))
   return { ...run, requests }
 }
@@ -66,14 +72,26 @@ async function startupFloor(): Promise<{ node: number; load: number }> {
     node.push(check(await runProcess(process.execPath, ['-e', '0']), 'node -e 0').ms)
     // No inputs: the action loads, reads its inputs, fails on the first one and exits before any request.
     const bare = await runAction({})
-    if (!bare.stdout.includes('::error::INPUT_INVALID: input "image"')) throw new Error(`dist/index.js without inputs did not fail on its first input:\n${bare.stdout}`)
+    if (!bare.stdout.includes('::error::INPUT_INVALID: input "image"'))
+      throw new Error(`dist/index.js without inputs did not fail on its first input:\n${bare.stdout}`)
     load.push(bare.ms)
   }
   return { node: median(node), load: median(load) }
 }
 
 async function skopeo(source: string, destination: string): Promise<ProcessRun> {
-  return check(await runProcess('skopeo', ['copy', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${source}`, `docker://${destination}`]), `skopeo ${source} → ${destination}`)
+  return check(
+    await runProcess('skopeo', [
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${source}`,
+      `docker://${destination}`
+    ]),
+    `skopeo ${source} → ${destination}`
+  )
 }
 
 /** The physical limit: every blob piped from one registry to the other by curl, in parallel, then the manifests. */
@@ -81,10 +99,16 @@ async function raw(from: RunningRegistry, repository: string, image: Image, to: 
   const { blobs, manifests } = contentOf(image)
   const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
   const blobScript = blobs
-    .map((b) => `( loc=$(curl -sfi -X POST ${quote(`${to.url}/v2/${repository}/blobs/uploads/`)} | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); case "$loc" in http*) ;; *) loc="${to.url}$loc";; esac; curl -sf ${quote(`${from.url}/v2/${repository}/blobs/${b.digest}`)} | curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T - "$loc&digest=${b.digest}" ) &`)
+    .map(
+      (b) =>
+        `( loc=$(curl -sfi -X POST ${quote(`${to.url}/v2/${repository}/blobs/uploads/`)} | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); case "$loc" in http*) ;; *) loc="${to.url}$loc";; esac; curl -sf ${quote(`${from.url}/v2/${repository}/blobs/${b.digest}`)} | curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T - "$loc&digest=${b.digest}" ) &`
+    )
     .join('\n')
   const manifestScript = manifests
-    .map((m) => `curl -sf ${quote(`${from.url}/v2/${repository}/manifests/${m.digest}`)} -H 'Accept: ${m.mediaType}' | curl -sf -X PUT -H 'Content-Type: ${m.mediaType}' --data-binary @- ${quote(`${to.url}/v2/${repository}/manifests/${m === image ? tag : m.digest}`)}`)
+    .map(
+      (m) =>
+        `curl -sf ${quote(`${from.url}/v2/${repository}/manifests/${m.digest}`)} -H 'Accept: ${m.mediaType}' | curl -sf -X PUT -H 'Content-Type: ${m.mediaType}' --data-binary @- ${quote(`${to.url}/v2/${repository}/manifests/${m === image ? tag : m.digest}`)}`
+    )
     .join('\n')
   return check(await runProcess('sh', ['-ec', `${blobScript}\nwait\n${manifestScript}`]), 'raw curl copy')
 }
@@ -130,7 +154,15 @@ async function main(): Promise<void> {
       for (const t of ['a', 'b', 'c']) await skopeo(`${source.host}/bench/app:build`, `${source.host}/bench/app:sk${t}${i}`)
       retag.skopeo.push(performance.now() - started)
     }
-    push('same repository, 1 image → 3 new tags', retag.promote, retag.skopeo, undefined, 0.5, '≤ 0.5 × three skopeo runs', `${requestSummary(retag.requests)}: 1 ping, 1 resolve, per tag 1 check (GET), 1 write, 1 read-back`)
+    push(
+      'same repository, 1 image → 3 new tags',
+      retag.promote,
+      retag.skopeo,
+      undefined,
+      0.5,
+      '≤ 0.5 × three skopeo runs',
+      `${requestSummary(retag.requests)}: 1 ping, 1 resolve, per tag 1 check (GET), 1 write, 1 read-back`
+    )
 
     // 2. Another repository in the same registry: a mount.
     const mount = { promote: [] as number[], skopeo: [] as number[], requests: [] as string[] }
@@ -140,12 +172,27 @@ async function main(): Promise<void> {
       mount.requests = run.requests
       mount.skopeo.push((await skopeo(`${source.host}/bench/app:build`, `${source.host}/bench/skmounted${i}:prod`)).ms)
     }
-    push('another repository, same registry (mount)', mount.promote, mount.skopeo, undefined, 1, '≤ skopeo', `${requestSummary(mount.requests)}: ping, resolve, 5 lookups for signatures/attestations/SBOMs to carry, check, 1 mount per blob, write, read-back`)
+    push(
+      'another repository, same registry (mount)',
+      mount.promote,
+      mount.skopeo,
+      undefined,
+      1,
+      '≤ skopeo',
+      `${requestSummary(mount.requests)}: ping, resolve, 5 lookups for signatures/attestations/SBOMs to carry, check, 1 mount per blob, write, read-back`
+    )
 
     // 3. Another registry, 256 MiB in 4 layers, cold destination; 7. the re-run.
     const big = buildImage({ layerSizes: [64 * MiB, 64 * MiB, 64 * MiB, 64 * MiB], uncompressed: true })
     await pushImage(source.url, 'bench/big', 'build', big)
-    const cross = { promote: [] as number[], skopeo: [] as number[], raw: [] as number[], rerun: [] as number[], skopeoRerun: [] as number[], rerunRequests: [] as string[] }
+    const cross = {
+      promote: [] as number[],
+      skopeo: [] as number[],
+      raw: [] as number[],
+      rerun: [] as number[],
+      skopeoRerun: [] as number[],
+      rerunRequests: [] as string[]
+    }
     // Re-runs are short: several per copy, so they get as many samples as the other small scenarios.
     const rerunsPerCopy = Math.max(1, Math.ceil(SMALL_RUNS / RUNS))
     for (let i = 0; i < RUNS; i++) {
@@ -170,18 +217,22 @@ async function main(): Promise<void> {
     await pushImage(source.url, 'bench/multi', 'build', index)
     const multi = { promote: [] as number[], skopeo: [] as number[] }
     for (let i = 0; i < RUNS; i++) {
-      await withFreshRegistry(async (target) => multi.promote.push((await promote({ image: `${source.host}/bench/multi:build`, to: `${target.host}/bench/multi:prod` })).ms))
+      await withFreshRegistry(async (target) =>
+        multi.promote.push((await promote({ image: `${source.host}/bench/multi:build`, to: `${target.host}/bench/multi:prod` })).ms)
+      )
       await withFreshRegistry(async (target) => multi.skopeo.push((await skopeo(`${source.host}/bench/multi:build`, `${target.host}/bench/multi:prod`)).ms))
     }
     push('multi-arch index, 4 platforms, another registry', multi.promote, multi.skopeo, undefined, 1, '≤ skopeo (--all)')
 
     // 6. verify-blobs on 256 MiB: hashing throughput against sha256sum of the same bytes.
     const files = await mkdtemp(join(tmpdir(), 'oci-promote-bench-'))
-    const paths = await Promise.all(big.blobs.map(async (b, i) => {
-      const path = join(files, String(i))
-      await writeFile(path, b.bytes)
-      return path
-    }))
+    const paths = await Promise.all(
+      big.blobs.map(async (b, i) => {
+        const path = join(files, String(i))
+        await writeFile(path, b.bytes)
+        return path
+      })
+    )
     const hashing = { promote: [] as number[], sha256sum: [] as number[], plan: [] as number[] }
     for (let i = 0; i < RUNS; i++) {
       hashing.promote.push((await promote({ image: `${source.host}/bench/big:build`, to: 'verified', mode: 'plan', 'verify-blobs': 'true' })).ms)
@@ -199,7 +250,15 @@ async function main(): Promise<void> {
       note: `hashing adds ${hashMs.toFixed(0)} ms over a plan run (${((256 / hashMs) * 1000).toFixed(0)} MiB/s); sha256sum of the files: ${median(hashing.sha256sum).toFixed(0)} ms`
     })
 
-    push('already promoted (re-run)', cross.rerun, cross.skopeoRerun, undefined, 0.5, '≤ 0.5 × skopeo', `${requestSummary(cross.rerunRequests)}: ping and resolve at the source, 5 lookups for attachments to carry, ping and check (GET, hashed) at the destination; no read-back`)
+    push(
+      'already promoted (re-run)',
+      cross.rerun,
+      cross.skopeoRerun,
+      undefined,
+      0.5,
+      '≤ 0.5 × skopeo',
+      `${requestSummary(cross.rerunRequests)}: ping and resolve at the source, 5 lookups for attachments to carry, ping and check (GET, hashed) at the destination; no read-back`
+    )
 
     // 4. Memory as layers grow: one layer of 64 MiB, 256 MiB, 1 GiB, to a cold registry.
     for (const size of [64, 256, 1024]) {
@@ -207,14 +266,25 @@ async function main(): Promise<void> {
       await pushImage(source.url, `bench/layer${size}`, 'build', layer)
       const runs = { promote: [] as ProcessRun[], skopeo: [] as ProcessRun[] }
       for (let i = 0; i < RUNS; i++) {
-        await withFreshRegistry(async (target) => runs.promote.push(await promote({ image: `${source.host}/bench/layer${size}:build`, to: `${target.host}/bench/layer:prod` })))
+        await withFreshRegistry(async (target) =>
+          runs.promote.push(await promote({ image: `${source.host}/bench/layer${size}:build`, to: `${target.host}/bench/layer:prod` }))
+        )
         await withFreshRegistry(async (target) => runs.skopeo.push(await skopeo(`${source.host}/bench/layer${size}:build`, `${target.host}/bench/layer:prod`)))
       }
       const rss = Math.max(...runs.promote.map((r) => r.peakRssKiB)) / 1024
       const skopeoRss = Math.max(...runs.skopeo.map((r) => r.peakRssKiB)) / 1024
-      memory.push(`| ${size} MiB | ${rss.toFixed(0)} MiB | ${skopeoRss.toFixed(0)} MiB | ${median(runs.promote.map((r) => r.ms)).toFixed(0)} ms | ${median(runs.skopeo.map((r) => r.ms)).toFixed(0)} ms |`)
+      memory.push(
+        `| ${size} MiB | ${rss.toFixed(0)} MiB | ${skopeoRss.toFixed(0)} MiB | ${median(runs.promote.map((r) => r.ms)).toFixed(0)} ms | ${median(runs.skopeo.map((r) => r.ms)).toFixed(0)} ms |`
+      )
       if (size === 1024) {
-        rows.push({ scenario: 'another registry, one 1 GiB layer: peak RSS', promote: median(runs.promote.map((r) => r.ms)), skopeo: median(runs.skopeo.map((r) => r.ms)), ratio: `${rss.toFixed(0)} MiB peak RSS`, target: '< 150 MiB', met: rss < 150 })
+        rows.push({
+          scenario: 'another registry, one 1 GiB layer: peak RSS',
+          promote: median(runs.promote.map((r) => r.ms)),
+          skopeo: median(runs.skopeo.map((r) => r.ms)),
+          ratio: `${rss.toFixed(0)} MiB peak RSS`,
+          target: '< 150 MiB',
+          met: rss < 150
+        })
       }
     }
   } finally {
@@ -223,13 +293,32 @@ async function main(): Promise<void> {
   report(floor)
 }
 
-function push(scenario: string, promoteMs: number[], skopeoMs: number[] | undefined, rawMs: number[] | undefined, limit: number, target: string, note?: string, rawLimit?: number): void {
+function push(
+  scenario: string,
+  promoteMs: number[],
+  skopeoMs: number[] | undefined,
+  rawMs: number[] | undefined,
+  limit: number,
+  target: string,
+  note?: string,
+  rawLimit?: number
+): void {
   const p = median(promoteMs)
   const s = skopeoMs ? median(skopeoMs) : undefined
   const r = rawMs ? median(rawMs) : undefined
   const ratios = [s ? `${(p / s).toFixed(2)} × skopeo` : '', r ? `${(p / r).toFixed(2)} × raw` : ''].filter(Boolean).join(', ')
   const met = (s === undefined || p <= limit * s) && (r === undefined || rawLimit === undefined || p <= rawLimit * r)
-  rows.push({ scenario, promote: p, ...(s !== undefined ? { skopeo: s } : {}), ...(r !== undefined ? { raw: r } : {}), ratio: ratios, target, met, ...(note ? { note } : {}), ...(s !== undefined ? { targetMs: limit * s } : {}) })
+  rows.push({
+    scenario,
+    promote: p,
+    ...(s !== undefined ? { skopeo: s } : {}),
+    ...(r !== undefined ? { raw: r } : {}),
+    ratio: ratios,
+    target,
+    met,
+    ...(note ? { note } : {}),
+    ...(s !== undefined ? { targetMs: limit * s } : {})
+  })
 }
 
 function report(floor: { node: number; load: number }): void {
@@ -248,7 +337,10 @@ function report(floor: { node: number; load: number }): void {
     '',
     ...rows
       .filter((r) => !r.met && r.targetMs !== undefined && r.targetMs < floor.load)
-      .map((r) => `- ${r.scenario}: the target is ${ms(r.targetMs)}, ${r.targetMs! < floor.node ? 'less than Node itself needs to start and exit' : 'less than loading the action takes'}; the run spends ${ms(r.promote - floor.load)} beyond start-up.`),
+      .map(
+        (r) =>
+          `- ${r.scenario}: the target is ${ms(r.targetMs)}, ${r.targetMs! < floor.node ? 'less than Node itself needs to start and exit' : 'less than loading the action takes'}; the run spends ${ms(r.promote - floor.load)} beyond start-up.`
+      ),
     '',
     'Peak RSS as layers grow (one layer, cold destination):',
     '',
@@ -259,7 +351,10 @@ function report(floor: { node: number; load: number }): void {
   console.log(lines.join('\n'))
   if (process.env['BENCH_WRITE'] !== '0') {
     const when = new Date().toISOString().slice(0, 10)
-    void writeFile(new URL('./RESULTS.md', import.meta.url), `# Benchmark results (${when})\n\nProduced by \`npm run bench\` (bench/run.ts).\n\n${lines.join('\n')}\n`)
+    void writeFile(
+      new URL('./RESULTS.md', import.meta.url),
+      `# Benchmark results (${when})\n\nProduced by \`npm run bench\` (bench/run.ts).\n\n${lines.join('\n')}\n`
+    )
   }
 }
 

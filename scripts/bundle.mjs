@@ -18,7 +18,12 @@ const declarePure = {
     build.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData === 'declare-pure') return undefined
       if (!PURE_PACKAGE.test(args.path) && !(IN_PURE_PACKAGE.test(args.importer) && args.path.startsWith('.'))) return undefined
-      const { path, namespace, external, errors } = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'declare-pure' })
+      const { path, namespace, external, errors } = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: 'declare-pure'
+      })
       if (errors.length > 0) return { errors }
       return external || namespace !== 'file' ? undefined : { path, sideEffects: false }
     })

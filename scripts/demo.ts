@@ -35,13 +35,19 @@ const unsigned = buildMultiArch(2, { layerSizes: [1024] })
 await writeLayout(registry, unsigned, 'build-2')
 const forged = buildMultiArch(2, { layerSizes: [1024] })
 await writeLayout(registry, forged, 'build-3')
-await writeLayout(registry, cosignSignatureImage(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 'demo/app', forged.digest), signatureTag(forged.digest))
+await writeLayout(
+  registry,
+  cosignSignatureImage(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 'demo/app', forged.digest),
+  signatureTag(forged.digest)
+)
 
 const prod = `prod\noci:${mirror}:prod`
 const steps: { inputs: Record<string, string>; note?: string; refused?: boolean }[] = [
   { inputs: { image: `oci:${registry}:build-1`, digest: image.digest, to: 'dev', ...verify, ...record('dev') } },
   { inputs: { image: `oci:${registry}:dev`, digest: image.digest, to: 'staging', ...verify, ...gate('dev'), ...record('staging') } },
-  { inputs: { image: `oci:${registry}:staging`, digest: image.digest, to: prod, ...verify, ...gate('staging'), ...record('production'), 'history-tags': 'true' } },
+  {
+    inputs: { image: `oci:${registry}:staging`, digest: image.digest, to: prod, ...verify, ...gate('staging'), ...record('production'), 'history-tags': 'true' }
+  },
   { inputs: { image: `oci:${registry}:staging`, digest: image.digest, to: prod, ...verify, ...gate('staging') }, note: 're-run: nothing to do' },
   { inputs: { image: `oci:${registry}:build-2`, to: prod, ...verify }, note: 'an unsigned build: refused', refused: true },
   { inputs: { image: `oci:${registry}:build-3`, to: prod, ...verify }, note: "a build signed with someone else's key: refused", refused: true },
@@ -58,12 +64,17 @@ for (const step of steps) {
     process.exit(1)
   }
   if (step.refused) {
-    console.log("\n")
+    console.log('\n')
     continue
   }
   console.log('outputs:')
   for (const [name, value] of Object.entries(run.outputs)) console.log(`  ${name} = ${value}`)
   console.log('job summary:')
-  console.log(run.summary.split('\n').map((l) => `  ${l}`).join('\n'))
+  console.log(
+    run.summary
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n')
+  )
 }
 console.log(`Done. Inspect the layouts under ${root}`)

@@ -21,6 +21,8 @@ npm ci --no-audit --no-fund --loglevel=error
 # npm puts node_modules/.bin first on PATH for scripts: Node 24 from the `node` package runs everything below.
 echo "Node for build and tests: $(npm exec --offline -- node --version)"
 
+# Types (src, tests, scripts, bench) are checked by the build; lint is ESLint's type-checked rules and Prettier.
+npm run --silent lint
 npm run --silent build
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- dist; then
   git --no-pager diff --stat -- dist

@@ -27,34 +27,41 @@ export interface AttachmentCopyResult {
  * (merged with any signatures already there) or the referrer manifest, listed
  * in the fallback index where the destination has no referrers API.
  */
-export async function copyAttachments(attachments: readonly Attachment[], from: Repository, to: Repository, options: CopyOptions): Promise<AttachmentCopyResult> {
+export async function copyAttachments(
+  attachments: readonly Attachment[],
+  from: Repository,
+  to: Repository,
+  options: CopyOptions
+): Promise<AttachmentCopyResult> {
   const result: AttachmentCopyResult = { copied: 0, present: 0, notes: [] }
   const referrers = new ReferrerIndex(to)
 
   await Promise.all(
-    attachments.map((attachment) => alone(result.notes, `carrying ${from.name}:${attachment.reference} to ${to.name}`, async () => {
-      await copyImageContent({ root: attachment.manifest, children: [], blobs: attachment.content.blobs, platforms: [] }, from, to, options)
-      if (attachment.kind !== 'referrer') {
-        const existing = await to.fetchManifest(attachment.reference)
-        if (existing?.digest === attachment.manifest.digest) {
-          result.present++
+    attachments.map((attachment) =>
+      alone(result.notes, `carrying ${from.name}:${attachment.reference} to ${to.name}`, async () => {
+        await copyImageContent({ root: attachment.manifest, children: [], blobs: attachment.content.blobs, platforms: [] }, from, to, options)
+        if (attachment.kind !== 'referrer') {
+          const existing = await to.fetchManifest(attachment.reference)
+          if (existing?.digest === attachment.manifest.digest) {
+            result.present++
+            return
+          }
+          const manifest = existing ? mergeLegacy(existing, attachment, `${to.name}:${attachment.reference}`) : attachment.manifest
+          if (!manifest) {
+            result.present++
+            return
+          }
+          await options.limit(() => to.putManifest(attachment.reference, manifest))
+          result.copied++
           return
         }
-        const manifest = existing ? mergeLegacy(existing, attachment, `${to.name}:${attachment.reference}`) : attachment.manifest
-        if (!manifest) {
-          result.present++
-          return
-        }
-        await options.limit(() => to.putManifest(attachment.reference, manifest))
-        result.copied++
-        return
-      }
-      const present = await to.hasManifest(attachment.manifest.digest)
-      if (!present) await options.limit(() => to.putManifest(attachment.manifest.digest, attachment.manifest))
-      const listed = await referrers.add(attachment.subject, attachment.descriptor)
-      if (present && !listed) result.present++
-      else result.copied++
-    }))
+        const present = await to.hasManifest(attachment.manifest.digest)
+        if (!present) await options.limit(() => to.putManifest(attachment.manifest.digest, attachment.manifest))
+        const listed = await referrers.add(attachment.subject, attachment.descriptor)
+        if (present && !listed) result.present++
+        else result.copied++
+      })
+    )
   )
   return result
 }

@@ -24,11 +24,36 @@ const SWITCHES = new Set(['verify-blobs', 'show-summary', 'verify-signature', 'c
 const LISTS = new Set(['to', 'insecure-registries'])
 // The action's inputs (action.yml); every other flag is a usage error.
 const INPUTS = new Set([
-  'image', 'digest', 'to', 'immutable-tags', 'verify-blobs', 'insecure-registries', 'github-token', 'concurrency', 'environment',
-  'attest-promotion', 'signing-key', 'fulcio-url', 'rekor-url', 'require-environment', 'promotion-identity', 'promotion-identity-regexp',
-  'promotion-public-key', 'history-tags', 'github-deployment', 'verify-signature', 'public-key', 'certificate-identity',
-  'certificate-identity-regexp', 'certificate-oidc-issuer', 'attestation-type', 'signed-platforms', 'trusted-root', 'copy-signatures',
-  'deadline-seconds', 'show-summary'
+  'image',
+  'digest',
+  'to',
+  'immutable-tags',
+  'verify-blobs',
+  'insecure-registries',
+  'github-token',
+  'concurrency',
+  'environment',
+  'attest-promotion',
+  'signing-key',
+  'fulcio-url',
+  'rekor-url',
+  'require-environment',
+  'promotion-identity',
+  'promotion-identity-regexp',
+  'promotion-public-key',
+  'history-tags',
+  'github-deployment',
+  'verify-signature',
+  'public-key',
+  'certificate-identity',
+  'certificate-identity-regexp',
+  'certificate-oidc-issuer',
+  'attestation-type',
+  'signed-platforms',
+  'trusted-root',
+  'copy-signatures',
+  'deadline-seconds',
+  'show-summary'
 ])
 // verify-bundle speaks the Sigstore conformance suite's protocol (sigstore-conformance docs/cli_protocol.md).
 const BUNDLE_FLAGS = new Set(['bundle', 'certificate-identity', 'certificate-oidc-issuer', 'key', 'trusted-root'])
@@ -140,7 +165,8 @@ function single(parsed: Parsed, name: string): string | undefined {
 async function verifyBundleCommand(parsed: Parsed): Promise<number> {
   const bundlePath = single(parsed, 'bundle')
   const artifact = parsed.positional[0]
-  if (!bundlePath || !artifact || parsed.positional.length !== 1) throw new UsageError('verify-bundle needs --bundle FILE and one artifact (a file or sha256:HEX)')
+  if (!bundlePath || !artifact || parsed.positional.length !== 1)
+    throw new UsageError('verify-bundle needs --bundle FILE and one artifact (a file or sha256:HEX)')
   const keyPath = single(parsed, 'key')
   const identity = single(parsed, 'certificate-identity')
   if (!keyPath === !identity) throw new UsageError('verify-bundle needs either --key or --certificate-identity (with --certificate-oidc-issuer)')
@@ -158,7 +184,12 @@ async function verifyBundleCommand(parsed: Parsed): Promise<number> {
     const bytes = SHA256_DIGEST.test(artifact) ? undefined : await readFile(artifact)
     const bundle: unknown = JSON.parse(await readFile(bundlePath, 'utf8'))
     const trustedRoot = single(parsed, 'trusted-root')
-    const verified = await verifyArtifactBundle({ bundle, ...(bytes ? { artifact: bytes } : { digest: artifact }), policy, trust: trustedRoot ? { trustedRootPath: trustedRoot } : { tufCachePath: `${process.env['HOME'] ?? '.'}/.cache/oci-promote-tuf` } })
+    const verified = await verifyArtifactBundle({
+      bundle,
+      ...(bytes ? { artifact: bytes } : { digest: artifact }),
+      policy,
+      trust: trustedRoot ? { trustedRootPath: trustedRoot } : { tufCachePath: `${process.env['HOME'] ?? '.'}/.cache/oci-promote-tuf` }
+    })
     stderr(`verified: ${bytes ? sha256Digest(bytes) : artifact} signed by ${verified.identity ?? verified.keyId ?? 'unknown'}`)
     printJson(verified)
     return EXIT.ok

@@ -36,13 +36,20 @@ export async function environmentRecords(input: RecordLookup): Promise<Promotion
     (a) => a.kind === 'referrer' && a.subject === root.digest && a.content.annotations?.[PREDICATE_TYPE_ANNOTATION] === PROMOTION_PREDICATE_TYPE
   )
   if (records.length === 0) {
-    throw new PromoteError('PROMOTION_GATE', `${where} carries no promotion record, and require-environment asks for one from "${environment}": promote this digest to ${environment} first (with attest-promotion), then promote from there. Nothing was promoted`)
+    throw new PromoteError(
+      'PROMOTION_GATE',
+      `${where} carries no promotion record, and require-environment asks for one from "${environment}": promote this digest to ${environment} first (with attest-promotion), then promote from there. Nothing was promoted`
+    )
   }
   let verified: VerifiedSignature[]
   try {
     verified = await input.verifier.verifyImage({ repository, attachments: { ...input.listing, attachments: records }, subjects: [root.digest], root })
   } catch (error) {
-    throw new PromoteError('PROMOTION_GATE', `no promotion record on ${where} verifies under the promotion policy, so the "${environment}" gate stays closed: ${errorMessage(error)}`, { cause: error })
+    throw new PromoteError(
+      'PROMOTION_GATE',
+      `no promotion record on ${where} verifies under the promotion policy, so the "${environment}" gate stays closed: ${errorMessage(error)}`,
+      { cause: error }
+    )
   }
   const read = verified.map(readPromotionRecord).filter((r): r is PromotionRecord => r !== undefined)
   // ISO 8601 UTC times sort as text.
@@ -50,7 +57,10 @@ export async function environmentRecords(input: RecordLookup): Promise<Promotion
   if (matches.length === 0) {
     const found = [...new Set(read.map((r) => untrusted(r.predicate.environment)))]
     const malformed = verified.length - read.length
-    const what = [...(found.length ? [`verified promotion records for ${found.join(', ')}`] : []), ...(malformed ? [`${malformed} verified record(s) that are not well-formed promotion records`] : [])].join(' and ')
+    const what = [
+      ...(found.length ? [`verified promotion records for ${found.join(', ')}`] : []),
+      ...(malformed ? [`${malformed} verified record(s) that are not well-formed promotion records`] : [])
+    ].join(' and ')
     throw new PromoteError('PROMOTION_GATE', `${where} has ${what}, none for "${environment}", which require-environment asks for. Nothing was promoted`)
   }
   return matches

@@ -23,17 +23,16 @@ export interface ImageGraph {
  * was asked for (when one was) and to the digest the build job reported.
  * A reference with both tag and digest is resolved by digest, as docker does.
  */
-export async function resolveImage(
-  repository: Repository,
-  ref: Reference,
-  expectedDigest?: string
-): Promise<Manifest> {
+export async function resolveImage(repository: Repository, ref: Reference, expectedDigest?: string): Promise<Manifest> {
   const manifest = await repository.fetchManifest(ref.digest ?? ref.tag ?? 'latest')
   if (!manifest) {
     throw new PromoteError('MANIFEST_UNKNOWN', `image ${formatReference(ref)} was not found: check the repository, tag and credentials`)
   }
   if (expectedDigest && manifest.digest !== expectedDigest) {
-    throw new PromoteError('DIGEST_MISMATCH', `${formatReference(ref)} resolves to ${manifest.digest}, but the expected digest is ${expectedDigest}: the tag moved since the build, or the wrong digest was passed. Nothing was promoted`)
+    throw new PromoteError(
+      'DIGEST_MISMATCH',
+      `${formatReference(ref)} resolves to ${manifest.digest}, but the expected digest is ${expectedDigest}: the tag moved since the build, or the wrong digest was passed. Nothing was promoted`
+    )
   }
   return manifest
 }
@@ -44,11 +43,7 @@ export function platformsOf(root: Manifest): string[] {
   return content.manifests.map((m) => describePlatform(m.platform))
 }
 
-export async function loadImageGraph(
-  repository: Repository,
-  root: Manifest,
-  limit: LimitFunction
-): Promise<ImageGraph> {
+export async function loadImageGraph(repository: Repository, root: Manifest, limit: LimitFunction): Promise<ImageGraph> {
   const content = parseManifest(root, `manifest ${root.digest}`)
   if (!content.isIndex) return { root, children: [], blobs: content.blobs, platforms: [] }
 
@@ -57,10 +52,16 @@ export async function loadImageGraph(
       limit(async () => {
         const child = await repository.fetchManifest(descriptor.digest)
         if (!child) {
-          throw new PromoteError('MANIFEST_UNKNOWN', `index ${root.digest} in ${repository.name} lists ${descriptor.digest} (${describePlatform(descriptor.platform)}), which the repository does not have`)
+          throw new PromoteError(
+            'MANIFEST_UNKNOWN',
+            `index ${root.digest} in ${repository.name} lists ${descriptor.digest} (${describePlatform(descriptor.platform)}), which the repository does not have`
+          )
         }
         if (child.bytes.length !== descriptor.size) {
-          throw new PromoteError('MANIFEST_INVALID', `index ${root.digest} declares ${descriptor.size} bytes for ${descriptor.digest}, which is ${child.bytes.length}`)
+          throw new PromoteError(
+            'MANIFEST_INVALID',
+            `index ${root.digest} declares ${descriptor.size} bytes for ${descriptor.digest}, which is ${child.bytes.length}`
+          )
         }
         const childContent = parseManifest(child, `manifest ${descriptor.digest}`)
         if (childContent.isIndex) {
@@ -81,11 +82,7 @@ export async function loadImageGraph(
 }
 
 /** Downloads every blob and checks its digest and size, discarding the bytes. */
-export async function verifyBlobs(
-  repository: Repository,
-  graph: ImageGraph,
-  limit: LimitFunction
-): Promise<{ count: number; bytes: number }> {
+export async function verifyBlobs(repository: Repository, graph: ImageGraph, limit: LimitFunction): Promise<{ count: number; bytes: number }> {
   const sizes = await Promise.all(
     graph.blobs.map((blob) =>
       limit(async () => {

@@ -163,7 +163,10 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
   const signedPlatforms = read('signed-platforms').trim() || 'index'
   if (signedPlatforms !== 'index' && signedPlatforms !== 'all') fail('signed-platforms', `"${signedPlatforms}" is not one of index, all`)
   if (attestationType === PROMOTION_PREDICATE_TYPE) {
-    fail('attestation-type', `${PROMOTION_PREDICATE_TYPE} is oci-promote's promotion record, which says who moved an image, never who built it; gate on it with require-environment and promotion-identity instead`)
+    fail(
+      'attestation-type',
+      `${PROMOTION_PREDICATE_TYPE} is oci-promote's promotion record, which says who moved an image, never who built it; gate on it with require-environment and promotion-identity instead`
+    )
   }
   if (!verifySignature) return undefined
   if (!publicKey && !policyIdentity) {
@@ -193,6 +196,8 @@ export interface PromotionInputs {
   readonly recordPolicy?: SignaturePolicy
 }
 
+// Control characters are exactly what this refuses.
+// eslint-disable-next-line no-control-regex
 const ENVIRONMENT_NAME = /^[^\x00-\x1f\x7f]{1,255}$/
 
 function readPromotionInputs(mode: InputMode): PromotionInputs {
@@ -211,15 +216,26 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
   // The runner masks line by line: register every line of the key's body, not the PEM as one value.
   for (const line of signingKey.split(/\r?\n/)) if (line.trim() && !line.startsWith('-----')) source.secret(line.trim())
   const required = read('require-environment').trim()
-  if (mode === 'rollback' && !environment) fail('environment', 'is required with mode: rollback: the environment whose tags go back (its promotion records say where they were)')
+  if (mode === 'rollback' && !environment)
+    fail('environment', 'is required with mode: rollback: the environment whose tags go back (its promotion records say where they were)')
   let recordPolicy: SignaturePolicy | undefined
   if (required || mode === 'rollback') {
     const publicKey = readPublicKey('promotion-public-key')
     const identity = readIdentity('promotion-identity', 'promotion-identity-regexp')
     if (!publicKey && !identity) {
-      fail(required ? 'require-environment' : 'mode', 'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp or promotion-public-key')
+      fail(
+        required ? 'require-environment' : 'mode',
+        'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp or promotion-public-key'
+      )
     }
-    recordPolicy = { publicKeys: publicKey ? [publicKey] : [], ...(identity ? { identity } : {}), issuer: readIssuer(), attestationType: PROMOTION_PREDICATE_TYPE, predicateTypes: [PROMOTION_PREDICATE_TYPE], signedPlatforms: 'index' }
+    recordPolicy = {
+      publicKeys: publicKey ? [publicKey] : [],
+      ...(identity ? { identity } : {}),
+      issuer: readIssuer(),
+      attestationType: PROMOTION_PREDICATE_TYPE,
+      predicateTypes: [PROMOTION_PREDICATE_TYPE],
+      signedPlatforms: 'index'
+    }
   }
   const endpoint = (name: string): string | undefined => {
     const value = read(name).trim()

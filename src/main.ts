@@ -50,7 +50,9 @@ async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
     })
     log.info(`GitHub deployment ${deployment.id} of ${inputs.promotion.environment} recorded`)
   } catch (error) {
-    log.warning(`github-deployment: the promotion succeeded but no deployment was recorded (${untrusted(errorMessage(error))}). The job needs "permissions: deployments: write"`)
+    log.warning(
+      `github-deployment: the promotion succeeded but no deployment was recorded (${untrusted(errorMessage(error))}). The job needs "permissions: deployments: write"`
+    )
   }
 }
 

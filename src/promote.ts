@@ -1,6 +1,6 @@
 import pLimit from 'p-limit'
 import { copyAttachments } from './carry.js'
-import { findAttachments, type AttachmentListing } from './oci/attachments.js'
+import { findAttachments } from './oci/attachments.js'
 import { copyImageContent, emptyStats, type CopyStats } from './copy.js'
 import { PromoteError, errorMessage } from './errors.js'
 import { checkPromotionGate } from './gates.js'
@@ -9,7 +9,15 @@ import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
 import { DEFAULT_RETRY, type RetryPolicy } from './oci/transport.js'
-import { PROMOTION_PREDICATE_TYPE, attachBundle, promotionStatement, verificationSummary, type PromotionRecord, type RecordSigner, type WorkflowRun } from './records.js'
+import {
+  PROMOTION_PREDICATE_TYPE,
+  attachBundle,
+  promotionStatement,
+  verificationSummary,
+  type PromotionRecord,
+  type RecordSigner,
+  type WorkflowRun
+} from './records.js'
 // Type-only: the verifier is loaded on demand, so runs without a signature policy never load Sigstore.
 import type { EvidenceBatch, ImageVerifier, VerifiedSignature } from './verify/index.js'
 
@@ -167,7 +175,7 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const digest = root.digest
   log.info(`${formatReference(request.source)} resolves to ${digest} (${root.mediaType})`)
 
-  const destinations: Destination[] = destinationRefs.map((ref) => {
+  const destinations: Destination[] = destinationRefs.map((ref): Destination => {
     const repository = deps.repository(ref)
     return {
       ref,
@@ -205,14 +213,32 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
 
   let verified: VerifiedSignature[] = []
   if (verifier) {
-    verified = await verifier.verifyImage({ repository: source, attachments: listing, subjects: signedSubjects, root, ...(deps.externalEvidence ? { externalEvidence: deps.externalEvidence } : {}) })
+    verified = await verifier.verifyImage({
+      repository: source,
+      attachments: listing,
+      subjects: signedSubjects,
+      root,
+      ...(deps.externalEvidence ? { externalEvidence: deps.externalEvidence } : {})
+    })
     log.info(`signature policy satisfied by ${verified.length} signature(s): ${verified.map((v) => v.identity ?? v.keyId).join(', ')}`)
   }
 
   const gate = deps.gate ? await checkPromotionGate({ ...deps.gate, repository: source, listing, root }) : undefined
   if (gate) log.info(`gate "${deps.gate!.environment}" open: promotion record signed by ${gate.signature.identity ?? gate.signature.keyId}`)
 
-  const base = { mode: request.mode, source: formatReference(request.source), digest, image: pinnedReference(request.source, digest), mediaType: root.mediaType, platforms: graph.platforms, verified, notes: [...listing.notes], records: [] as string[], ...(blobsVerified ? { blobsVerified } : {}), ...(gate ? { gate } : {}) }
+  const base = {
+    mode: request.mode,
+    source: formatReference(request.source),
+    digest,
+    image: pinnedReference(request.source, digest),
+    mediaType: root.mediaType,
+    platforms: graph.platforms,
+    verified,
+    notes: [...listing.notes],
+    records: [] as string[],
+    ...(blobsVerified ? { blobsVerified } : {}),
+    ...(gate ? { gate } : {})
+  }
 
   if (request.mode === 'verify') {
     return { ...base, destinations: verifyDestinations(destinations, digest), copied: emptyStats(), attachmentsCopied: 0 }
@@ -226,7 +252,8 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     return { ...base, destinations: results, copied: emptyStats(), attachmentsCopied: 0 }
   }
 
-  await Promise.all(pending.map((d) => deps.checkWriteAccess?.(d.ref)))
+  const checkWriteAccess = deps.checkWriteAccess
+  if (checkWriteAccess) await Promise.all(pending.map((d) => checkWriteAccess(d.ref)))
   const options = { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) }
   const copied = await copyContent(pending, source, graph, options)
   let attachmentsCopied = 0
@@ -235,7 +262,8 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
       const outcome = await copyAttachments(listing.attachments, source, target.repository, options)
       attachmentsCopied += outcome.copied
       base.notes.push(...outcome.notes)
-      if (outcome.copied) log.info(`${target.repository.name}: carried ${outcome.copied} signatures, attestations and referrers (${outcome.present} already there)`)
+      if (outcome.copied)
+        log.info(`${target.repository.name}: carried ${outcome.copied} signatures, attestations and referrers (${outcome.present} already there)`)
       // What a verifier at the new home will see: the signature found there must verify before its tag moves.
       if (verifier && verified.some((v) => v.format !== 'github-attestation')) {
         const there = await findAttachments(target.repository, signedSubjects, limit)
@@ -269,18 +297,27 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   if (request.historyTags) await keepHistory(pending, options)
   await moveTags(pending, root, copied, options)
   // Read back what this run wrote; a destination that already held the digest was read and hashed by its check.
-  const landed = await Promise.allSettled(destinations.map((d) => (pending.includes(d) ? limit(() => readBack(d, digest)) : Promise.resolve(d.previousDigest ?? undefined))))
+  const landed = await Promise.allSettled(
+    destinations.map((d) => (pending.includes(d) ? limit(() => readBack(d, digest)) : Promise.resolve(d.previousDigest ?? undefined)))
+  )
   const unreadable = landed.flatMap((o, i) => (o.status === 'rejected' ? [{ d: destinations[i]!, reason: o.reason as unknown }] : []))
   if (unreadable.length > 0) {
     // Unconfirmed is not promoted: put the environments back rather than leave them half-known.
     const first = unreadable[0]!
-    throw failedAfterWriting(`could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`, first.reason, await restoreMovedTags(pending))
+    throw failedAfterWriting(
+      `could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`,
+      first.reason,
+      await restoreMovedTags(pending)
+    )
   }
   const results = destinations.map((d, i) => {
     const found = (landed[i] as PromiseFulfilledResult<string | undefined>).value
     if (found !== digest) {
       // Not rolled back: another writer moved the tag after us, and its write is as legitimate as ours.
-      throw new PromoteError('READBACK_MISMATCH', `after writing, ${formatReference(d.ref)} resolves to ${found ?? 'nothing'}, not ${digest}; another writer may have moved it, or the registry did not keep the write`)
+      throw new PromoteError(
+        'READBACK_MISMATCH',
+        `after writing, ${formatReference(d.ref)} resolves to ${found ?? 'nothing'}, not ${digest}; another writer may have moved it, or the registry did not keep the write`
+      )
     }
     return result(d, digest, statusOf(d.previousDigest, digest))
   })
@@ -303,7 +340,10 @@ function checkImmutableTags(destinations: readonly Destination[], digest: string
   const conflicts = destinations.filter((d) => d.tag && pattern.test(d.tag) && d.previousDigest !== null && d.previousDigest !== digest)
   if (conflicts.length === 0) return
   const lines = conflicts.map((d) => `${formatReference(d.ref)} already points at ${d.previousDigest}`)
-  throw new PromoteError('IMMUTABLE_TAG', `refusing to move immutable tags (pattern ${pattern.source}): ${lines.join('; ')}. Nothing was written. Promote under a new tag, or change immutable-tags if moving it is intended`)
+  throw new PromoteError(
+    'IMMUTABLE_TAG',
+    `refusing to move immutable tags (pattern ${pattern.source}): ${lines.join('; ')}. Nothing was written. Promote under a new tag, or change immutable-tags if moving it is intended`
+  )
 }
 
 /** verify mode: every destination's check already fetched and hashed what it holds. */
@@ -324,7 +364,9 @@ async function copyContent(pending: readonly Destination[], source: Repository, 
   await Promise.all(
     distinctRepositories(pending.filter((d) => d.copy !== 'same-repository')).map(async (d) => {
       const stats = await copyImageContent(graph, source, d.repository, options)
-      options.log.info(`${d.repository.name}: ${stats.blobsUploaded} blobs uploaded (${stats.bytesUploaded} bytes), ${stats.blobsMounted} mounted, ${stats.blobsPresent} already present`)
+      options.log.info(
+        `${d.repository.name}: ${stats.blobsUploaded} blobs uploaded (${stats.bytesUploaded} bytes), ${stats.blobsMounted} mounted, ${stats.blobsPresent} already present`
+      )
       for (const key of Object.keys(total) as (keyof CopyStats)[]) total[key] += stats[key]
     })
   )

@@ -81,7 +81,8 @@ function readDestination(value: unknown): RecordedDestination | undefined {
 export function readPromotionRecord(signature: VerifiedSignature): PromotionRecord | undefined {
   if (signature.predicateType !== PROMOTION_PREDICATE_TYPE) return undefined
   const p = signature.predicate as Partial<Record<keyof PromotionPredicate, unknown>> | null | undefined
-  if (typeof p !== 'object' || p === null || !isString(p.environment) || !isString(p.digest) || !SHA256_DIGEST.test(p.digest) || !isString(p.promotedAt)) return undefined
+  if (typeof p !== 'object' || p === null || !isString(p.environment) || !isString(p.digest) || !SHA256_DIGEST.test(p.digest) || !isString(p.promotedAt))
+    return undefined
   if (!Array.isArray(p.destinations)) return undefined
   const destinations = p.destinations.map(readDestination)
   if (destinations.some((d) => d === undefined)) return undefined
@@ -95,7 +96,7 @@ export function readPromotionRecord(signature: VerifiedSignature): PromotionReco
       digest: p.digest,
       destinations: destinations as RecordedDestination[],
       verification: Array.isArray(p.verification) ? (p.verification as PromotionPredicate['verification']) : [],
-      workflow: workflow as WorkflowRun,
+      workflow: workflow,
       promotedAt: p.promotedAt
     }
   }
@@ -154,7 +155,7 @@ export async function keyRecordSigner(privateKeyPem: string): Promise<RecordSign
       const payloadType = 'application/vnd.in-toto+json'
       // Ed25519 signs the message itself; ECDSA and RSA keys sign its SHA-256.
       const signature = cryptoSign(privateKey.asymmetricKeyType === 'ed25519' ? null : 'sha256', dsse.preAuthEncoding(payloadType, statement), privateKey)
-      return bundleToJSON(toDSSEBundle({ artifact: statement, artifactType: payloadType, signature, keyHint: hint })) as object
+      return bundleToJSON(toDSSEBundle({ artifact: statement, artifactType: payloadType, signature, keyHint: hint }))
     }
   }
 }
@@ -165,7 +166,10 @@ export async function keyRecordSigner(privateKeyPem: string): Promise<RecordSign
  */
 export async function keylessRecordSigner(endpoints: { fulcioURL?: string; rekorURL?: string } = {}): Promise<RecordSigner> {
   if (!process.env['ACTIONS_ID_TOKEN_REQUEST_URL']) {
-    throw new PromoteError('INPUT_INVALID', 'input "attest-promotion": signing keyless needs the job\'s OIDC token, and the "id-token" permission is missing. Add "permissions: id-token: write" to the job, or set signing-key')
+    throw new PromoteError(
+      'INPUT_INVALID',
+      'input "attest-promotion": signing keyless needs the job\'s OIDC token, and the "id-token" permission is missing. Add "permissions: id-token: write" to the job, or set signing-key'
+    )
   }
   const { DSSEBundleBuilder, FulcioSigner, RekorWitness, CIContextProvider, DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL } = commonJs(await import('@sigstore/sign'))
   const { bundleToJSON } = commonJs(await import('@sigstore/bundle'))
@@ -177,9 +181,13 @@ export async function keylessRecordSigner(endpoints: { fulcioURL?: string; rekor
     description: endpoints.fulcioURL ? `keyless (GitHub OIDC, Fulcio ${endpoints.fulcioURL})` : 'keyless (GitHub OIDC, Sigstore public-good)',
     sign: async (statement) => {
       try {
-        return bundleToJSON(await builder.create({ data: statement, type: 'application/vnd.in-toto+json' })) as object
+        return bundleToJSON(await builder.create({ data: statement, type: 'application/vnd.in-toto+json' }))
       } catch (error) {
-        throw new PromoteError('NETWORK', `signing the promotion record keyless failed (${errorMessage(error)}); nothing was promoted. Check the id-token permission and access to Fulcio and Rekor, or set signing-key`, { cause: error })
+        throw new PromoteError(
+          'NETWORK',
+          `signing the promotion record keyless failed (${errorMessage(error)}); nothing was promoted. Check the id-token permission and access to Fulcio and Rekor, or set signing-key`,
+          { cause: error }
+        )
       }
     }
   }
@@ -201,19 +209,27 @@ export async function attachBundle(repository: Repository, subject: Manifest, bu
   }
   const annotations = { 'dev.sigstore.bundle.content': 'dsse-envelope', [PREDICATE_TYPE_ANNOTATION]: predicateType }
   const manifest = toManifest(
-    Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: BUNDLE_MEDIA_TYPE,
-      config: blobs[0]![0],
-      layers: [blobs[1]![0]],
-      subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
-      annotations
-    })),
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        artifactType: BUNDLE_MEDIA_TYPE,
+        config: blobs[0]![0],
+        layers: [blobs[1]![0]],
+        subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
+        annotations
+      })
+    ),
     OCI_MANIFEST,
     'promotion record'
   )
   await repository.putManifest(manifest.digest, manifest)
-  await new ReferrerIndex(repository).add(subject.digest, { mediaType: OCI_MANIFEST, digest: manifest.digest, size: manifest.bytes.length, artifactType: BUNDLE_MEDIA_TYPE, annotations })
+  await new ReferrerIndex(repository).add(subject.digest, {
+    mediaType: OCI_MANIFEST,
+    digest: manifest.digest,
+    size: manifest.bytes.length,
+    artifactType: BUNDLE_MEDIA_TYPE,
+    annotations
+  })
   return manifest.digest
 }

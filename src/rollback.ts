@@ -21,7 +21,15 @@ interface Step {
 }
 
 /** The records of `digest` in the environment that name `where`, newest first; none when it carries no record. */
-async function stepsAt(repository: Repository, digest: string, where: string, environment: string, verifier: ImageVerifier, limit: LimitFunction, required: boolean): Promise<Step[]> {
+async function stepsAt(
+  repository: Repository,
+  digest: string,
+  where: string,
+  environment: string,
+  verifier: ImageVerifier,
+  limit: LimitFunction,
+  required: boolean
+): Promise<Step[]> {
   const root = await repository.fetchManifest(digest)
   if (!root) throw new PromoteError('MANIFEST_UNKNOWN', `${where} ${required ? 'points at' : 'held'} ${digest}, which ${repository.name} no longer has`)
   const listing = await findAttachments(repository, [digest], limit)
@@ -47,12 +55,16 @@ async function stepsAt(repository: Repository, digest: string, where: string, en
  */
 function promotionToUndo(steps: readonly Step[], where: string, current: string, environment: string): Step {
   const latest = steps[0]
-  if (!latest) throw new PromoteError('PROMOTION_GATE', `the "${environment}" records of ${current} do not name ${where}, so they cannot say what ${where} held before`)
+  if (!latest)
+    throw new PromoteError('PROMOTION_GATE', `the "${environment}" records of ${current} do not name ${where}, so they cannot say what ${where} held before`)
   if (latest.action === 'promote') return latest
   const restores = latest.entry.restores
   const origin = steps.find((s) => s.action === 'promote' && (restores ? s.at === restores : s.at < latest.at))
   if (!origin) {
-    throw new PromoteError('PROMOTION_GATE', `${where} came back to ${current} by a rollback, and no "${environment}" record of ${current} says how it first came to ${where}; there is no earlier digest to roll back to`)
+    throw new PromoteError(
+      'PROMOTION_GATE',
+      `${where} came back to ${current} by a rollback, and no "${environment}" record of ${current} says how it first came to ${where}; there is no earlier digest to roll back to`
+    )
   }
   return origin
 }
@@ -75,11 +87,18 @@ export async function rollback(request: RollbackRequest, deps: PromoteDependenci
       deps.declareAccess?.(ref, 'push')
       const current = await repository.resolveTag(ref.tag)
       if (!current) throw new PromoteError('MANIFEST_UNKNOWN', `${where} does not exist; there is nothing to roll back`)
-      const undo = promotionToUndo(await stepsAt(repository, current, where, request.environment, deps.recordVerifier, limit, true), where, current, request.environment)
+      const undo = promotionToUndo(
+        await stepsAt(repository, current, where, request.environment, deps.recordVerifier, limit, true),
+        where,
+        current,
+        request.environment
+      )
       const previous = undo.entry.previousDigest
       if (!previous) throw new PromoteError('NOT_PROMOTED', `${where} was created by the promotion of ${current}; there is no earlier digest to roll back to`)
       // Where the rollback after this one continues: the promotion that brought `previous` here before the one undone.
-      const before = (await stepsAt(repository, previous, where, request.environment, deps.recordVerifier, limit, false)).find((s) => s.action === 'promote' && s.at < undo.at)
+      const before = (await stepsAt(repository, previous, where, request.environment, deps.recordVerifier, limit, false)).find(
+        (s) => s.action === 'promote' && s.at < undo.at
+      )
       return { ref, where, previous, ...(before ? { restores: before.at } : {}) }
     })
   )
@@ -92,7 +111,9 @@ export async function rollback(request: RollbackRequest, deps: PromoteDependenci
     const first = refs[0]!
     const source = { ...first, digest } as Reference
     delete (source as { tag?: string }).tag
-    results.push(await promote({ ...request, source, destinations: refs, mode: 'promote' }, { ...deps, ...(deps.record ? { record: { ...deps.record, restores } } : {}) }))
+    results.push(
+      await promote({ ...request, source, destinations: refs, mode: 'promote' }, { ...deps, ...(deps.record ? { record: { ...deps.record, restores } } : {}) })
+    )
   }
   return mergeResults(results)
 }
@@ -105,7 +126,15 @@ export async function rollback(request: RollbackRequest, deps: PromoteDependenci
 export function mergeResults(results: readonly PromotionResult[]): PromotionResult {
   const [first, ...rest] = results
   const merged = rest.reduce(
-    (all, r) => ({ ...all, destinations: [...all.destinations, ...r.destinations], verified: [...all.verified, ...r.verified], records: [...all.records, ...r.records], notes: [...all.notes, ...r.notes], platforms: [...new Set([...all.platforms, ...r.platforms])], attachmentsCopied: all.attachmentsCopied + r.attachmentsCopied }),
+    (all, r) => ({
+      ...all,
+      destinations: [...all.destinations, ...r.destinations],
+      verified: [...all.verified, ...r.verified],
+      records: [...all.records, ...r.records],
+      notes: [...all.notes, ...r.notes],
+      platforms: [...new Set([...all.platforms, ...r.platforms])],
+      attachmentsCopied: all.attachmentsCopied + r.attachmentsCopied
+    }),
     first!
   )
   return rest.some((r) => r.digest !== first!.digest) ? { ...merged, digest: '', image: '', source: '', mediaType: '' } : merged

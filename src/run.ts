@@ -73,7 +73,7 @@ export function storeDependencies(stores: Stores, rest: Omit<PromoteDependencies
 export async function runPromotion(inputs: Inputs, context: RunContext): Promise<RunOutcome> {
   const { log, env } = context
   const deadline = AbortSignal.timeout(inputs.deadlineSeconds * 1000)
-  const transport = new Transport({ userAgent: USER_AGENT, debug: log.debug, signal: deadline })
+  const transport = new Transport({ userAgent: USER_AGENT, debug: (message) => log.debug(message), signal: deadline })
   try {
     const verifier = await createVerifier(inputs, inputs.signaturePolicy, env)
     const gate = inputs.promotion.gate
@@ -82,7 +82,11 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
     const githubRepository = env['GITHUB_REPOSITORY']
     const externalEvidence =
       verifier && inputs.githubToken && githubRepository
-        ? (await import('./verify/github.js')).githubAttestations({ token: inputs.githubToken, repository: githubRepository, ...(env['GITHUB_API_URL'] ? { apiUrl: env['GITHUB_API_URL'] } : {}) })
+        ? (await import('./verify/github.js')).githubAttestations({
+            token: inputs.githubToken,
+            repository: githubRepository,
+            ...(env['GITHUB_API_URL'] ? { apiUrl: env['GITHUB_API_URL'] } : {})
+          })
         : undefined
     const stores = new Stores({
       transport,
@@ -110,7 +114,14 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
       ...(externalEvidence ? { externalEvidence } : {}),
       ...(gate && recordVerifier ? { gate: { environment: gate.environment, verifier: recordVerifier } } : {}),
       ...(recordSigner && inputs.promotion.environment
-        ? { record: { environment: inputs.promotion.environment, signer: recordSigner, run: workflowRun(env), action: inputs.mode === 'rollback' ? ('rollback' as const) : ('promote' as const) } }
+        ? {
+            record: {
+              environment: inputs.promotion.environment,
+              signer: recordSigner,
+              run: workflowRun(env),
+              action: inputs.mode === 'rollback' ? ('rollback' as const) : ('promote' as const)
+            }
+          }
         : {})
     })
     const result =
@@ -146,6 +157,8 @@ export function outputsOf(result: PromotionResult): { digest: string; image: str
 export function resultLines(result: PromotionResult): string[] {
   return [
     ...result.destinations.map((d) => `${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`),
-    ...(result.digest ? [] : ["the destinations now hold different digests, so the digest and image outputs are empty: read each destination's from the promoted output"])
+    ...(result.digest
+      ? []
+      : ["the destinations now hold different digests, so the digest and image outputs are empty: read each destination's from the promoted output"])
   ]
 }

@@ -65,7 +65,10 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     lines.push(`**Source** ${code(result.source)} is ${code(result.digest)} (${kind}${platforms}).`, '')
     lines.push(`**Pinned reference** for deploy jobs: ${code(result.image)}`, '')
   } else {
-    lines.push('**The destinations went back to different digests:** no single digest was deployed, so the `digest` and `image` outputs are empty; each destination\'s is in the table and the `promoted` output.', '')
+    lines.push(
+      "**The destinations went back to different digests:** no single digest was deployed, so the `digest` and `image` outputs are empty; each destination's is in the table and the `promoted` output.",
+      ''
+    )
   }
   if (!context.signaturesChecked) {
     lines.push('**Signatures:** not verified: verify-signature is false for this run.', '')
@@ -74,15 +77,21 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     lines.push('| Format | Subject | Signed by | Issuer | Predicate type | Log index |', '|---|---|---|---|---|---|')
     for (const v of result.verified) {
       const signer = v.identity ?? v.keyId ?? 'unknown'
-      lines.push(`| ${v.format} | ${code(shortDigest(v.subject))} | ${code(signer)} | ${v.issuer ? code(v.issuer) : '—'} | ${v.predicateType ? code(v.predicateType) : '—'} | ${v.logIndex === undefined ? '—' : cell(v.logIndex)} |`)
+      lines.push(
+        `| ${v.format} | ${code(shortDigest(v.subject))} | ${code(signer)} | ${v.issuer ? code(v.issuer) : '—'} | ${v.predicateType ? code(v.predicateType) : '—'} | ${v.logIndex === undefined ? '—' : cell(v.logIndex)} |`
+      )
     }
     lines.push('')
   }
   if (result.gate) {
     const { predicate, signature } = result.gate
     const by = predicate.workflow.actor ? ` by ${cell(predicate.workflow.actor)}` : ''
-    const run = predicate.workflow.repository && predicate.workflow.runId ? ` in run ${cell(predicate.workflow.repository)}#${cell(predicate.workflow.runId)}` : ''
-    lines.push(`**Chain:** built and signed as above → promoted to ${code(predicate.environment)}${by}${run}${predicate.promotedAt ? ` at ${cell(predicate.promotedAt)}` : ''}, record signed by ${code(signature.identity ?? signature.keyId ?? 'unknown')} → now this promotion.`, '')
+    const run =
+      predicate.workflow.repository && predicate.workflow.runId ? ` in run ${cell(predicate.workflow.repository)}#${cell(predicate.workflow.runId)}` : ''
+    lines.push(
+      `**Chain:** built and signed as above → promoted to ${code(predicate.environment)}${by}${run}${predicate.promotedAt ? ` at ${cell(predicate.promotedAt)}` : ''}, record signed by ${code(signature.identity ?? signature.keyId ?? 'unknown')} → now this promotion.`,
+      ''
+    )
   }
   if (result.records.length > 0) {
     lines.push(`**Promotion record:** signed and attached at ${result.records.map(code).join(', ')}.`, '')
@@ -95,7 +104,10 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     lines.push(`**Carried:** ${count(result.attachmentsCopied, 'signature or attestation manifest')} copied to the other repositories.`, '')
   }
   if (result.blobsVerified) {
-    lines.push(`**Blobs:** ${count(result.blobsVerified.count, 'blob')} downloaded and checked against their digests (${formatBytes(result.blobsVerified.bytes)}).`, '')
+    lines.push(
+      `**Blobs:** ${count(result.blobsVerified.count, 'blob')} downloaded and checked against their digests (${formatBytes(result.blobsVerified.bytes)}).`,
+      ''
+    )
   }
   if (result.destinations.length > 0) {
     lines.push('| Destination | Status | Digest | Previous digest | Copy |', '|---|---|---|---|---|')
@@ -103,7 +115,10 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
   }
   const c = result.copied
   if (result.mode === 'promote' && c.blobsUploaded + c.blobsMounted + c.blobsPresent + c.manifestsWritten > 0) {
-    lines.push(`**Copied:** ${count(c.blobsUploaded, 'blob')} uploaded (${formatBytes(c.bytesUploaded)}), ${c.blobsMounted} mounted, ${c.blobsPresent} already present; ${count(c.manifestsWritten, 'manifest')} written.`, '')
+    lines.push(
+      `**Copied:** ${count(c.blobsUploaded, 'blob')} uploaded (${formatBytes(c.bytesUploaded)}), ${c.blobsMounted} mounted, ${c.blobsPresent} already present; ${count(c.manifestsWritten, 'manifest')} written.`,
+      ''
+    )
   }
   const moved = result.destinations.filter((d) => d.status === 'moved')
   if (result.mode === 'promote' && moved.length > 0) {

@@ -25,7 +25,9 @@ export async function startFakeSigstore(ca: TestCA, rekor: TestRekor, identity: 
     requests.push(`${req.method} ${path}`)
     const json = (status: number, value: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value))
     if (path === '/oidc') {
-      const claims = Buffer.from(JSON.stringify({ sub: 'repo:acme/app:ref:refs/heads/main', iss: 'https://token.actions.githubusercontent.com' })).toString('base64url')
+      const claims = Buffer.from(JSON.stringify({ sub: 'repo:acme/app:ref:refs/heads/main', iss: 'https://token.actions.githubusercontent.com' })).toString(
+        'base64url'
+      )
       return json(200, { value: `e30.${claims}.sig` })
     }
     if (path === '/api/v2/signingCert') {

@@ -81,17 +81,40 @@ export async function startMemoryRegistry(options: MemoryRegistryOptions = {}): 
       let found = store.get(reference)
       if (options.fallbackTagIsSubject && /^sha256-[a-f0-9]{64}$/.test(reference)) found = store.get(reference.replace('-', ':'))
       if (!found) return reply(res, 404, { 'content-type': 'application/json' }, '{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
-      return reply(res, 200, { 'content-type': found.mediaType, 'docker-content-digest': digestOf(found.bytes), 'content-length': String(found.bytes.length) }, req.method === 'HEAD' ? undefined : found.bytes)
+      return reply(
+        res,
+        200,
+        { 'content-type': found.mediaType, 'docker-content-digest': digestOf(found.bytes), 'content-length': String(found.bytes.length) },
+        req.method === 'HEAD' ? undefined : found.bytes
+      )
     }
     if (kind === 'referrers' && options.referrersApi !== false) {
       const listed = [...repo(name).entries()]
         .filter(([key]) => key.startsWith('sha256:'))
         .flatMap(([digest, m]) => {
-          const parsed = JSON.parse(m.bytes.toString()) as { subject?: { digest: string }; artifactType?: string; config?: { mediaType: string }; annotations?: Record<string, string> }
+          const parsed = JSON.parse(m.bytes.toString()) as {
+            subject?: { digest: string }
+            artifactType?: string
+            config?: { mediaType: string }
+            annotations?: Record<string, string>
+          }
           if (parsed.subject?.digest !== reference) return []
-          return [{ mediaType: m.mediaType, digest, size: m.bytes.length, artifactType: parsed.artifactType ?? parsed.config?.mediaType, ...(parsed.annotations ? { annotations: parsed.annotations } : {}) }]
+          return [
+            {
+              mediaType: m.mediaType,
+              digest,
+              size: m.bytes.length,
+              artifactType: parsed.artifactType ?? parsed.config?.mediaType,
+              ...(parsed.annotations ? { annotations: parsed.annotations } : {})
+            }
+          ]
         })
-      return reply(res, 200, { 'content-type': 'application/vnd.oci.image.index.v1+json' }, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: listed }))
+      return reply(
+        res,
+        200,
+        { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: listed })
+      )
     }
     return reply(res, 404)
   })

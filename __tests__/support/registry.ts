@@ -135,13 +135,7 @@ ${authSection(options)}`
  * Seeds an image with plain HTTP requests, independent of the client under
  * test: blobs (monolithic POST + PUT), then manifests children first.
  */
-export async function pushImage(
-  registryUrl: string,
-  repository: string,
-  tag: string,
-  image: Image,
-  authorization?: string
-): Promise<void> {
+export async function pushImage(registryUrl: string, repository: string, tag: string, image: Image, authorization?: string): Promise<void> {
   const headers: Record<string, string> = authorization ? { authorization } : {}
   const { blobs, manifests } = contentOf(image)
   for (const blob of blobs) {
@@ -173,14 +167,17 @@ export async function pushImage(
 export async function tagDigest(registryUrl: string, repository: string, tag: string, authorization?: string): Promise<string | undefined> {
   const res = await fetch(`${registryUrl}/v2/${repository}/manifests/${tag}`, {
     headers: {
-      accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json',
+      accept:
+        'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json',
       ...(authorization ? { authorization } : {})
     }
   })
   if (res.status === 404) return undefined
   if (res.status !== 200) throw new Error(`GET ${repository}:${tag} answered ${res.status}`)
   const { createHash } = await import('node:crypto')
-  return `sha256:${createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex')}`
+  return `sha256:${createHash('sha256')
+    .update(Buffer.from(await res.arrayBuffer()))
+    .digest('hex')}`
 }
 
 export async function hasBlob(registryUrl: string, repository: string, digest: string, authorization?: string): Promise<boolean> {

@@ -24,7 +24,7 @@ export interface Signer {
 }
 
 async function toNodeKeys(pair: webcrypto.CryptoKeyPair): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> {
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey as webcrypto.CryptoKey))
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey))
   const privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
   return { privateKey, publicKey: createPublicKey(privateKey) }
 }
@@ -38,7 +38,7 @@ function derUtf8String(value: string, encoding: 'utf8' | 'latin1' = 'utf8'): Arr
 }
 
 export async function keyPairSigner(): Promise<Signer> {
-  const keys = await toNodeKeys((await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair)
+  const keys = await toNodeKeys(await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']))
   const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()
   return { privateKey: keys.privateKey, verifierPem: publicKeyPem, publicKeyPem }
 }
@@ -59,7 +59,7 @@ export class TestCA {
   ) {}
 
   static async create(name = 'oci-promote test fulcio'): Promise<TestCA> {
-    const keys = (await webcrypto.subtle.generateKey(ECDSA_P384, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
+    const keys = await webcrypto.subtle.generateKey(ECDSA_P384, true, ['sign', 'verify'])
     const certificate = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: '01',
       name: `CN=${name}, O=oci-promote.test`,
@@ -78,10 +78,15 @@ export class TestCA {
 
   /** A Fulcio-style leaf: SAN URI identity, issuer in 1.3.6.1.4.1.57264.1.8, valid ten minutes from `notBefore`. */
   async issue(identity: string, options: IssueOptions = {}): Promise<Signer> {
-    const pair = (await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
+    const pair = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])
     const { pem, der } = await this.certify(pair.publicKey, identity, options)
     const keys = await toNodeKeys(pair)
-    return { privateKey: keys.privateKey, verifierPem: pem, certificate: { pem, der }, publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+    return {
+      privateKey: keys.privateKey,
+      verifierPem: pem,
+      certificate: { pem, der },
+      publicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+    }
   }
 
   /** A leaf for someone else's public key (SPKI PEM), as Fulcio answers a signing-certificate request. */
@@ -134,8 +139,8 @@ export class TestRekor {
   ) {}
 
   static async create(): Promise<TestRekor> {
-    const keys = await toNodeKeys((await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair)
-    return new TestRekor(keys.privateKey, keys.publicKey.export({ type: 'spki', format: 'der' }) as Buffer)
+    const keys = await toNodeKeys(await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']))
+    return new TestRekor(keys.privateKey, keys.publicKey.export({ type: 'spki', format: 'der' }))
   }
 
   get logId(): Buffer {
@@ -149,7 +154,9 @@ export class TestRekor {
     const logId = this.logId
     const payload = { body: body.toString('base64'), integratedTime, logIndex, logID: logId.toString('hex') }
     const set = sign('sha256', Buffer.from(json.canonicalize(payload)), this.privateKey)
-    const rootHash = createHash('sha256').update(Buffer.concat([Buffer.from([0]), body])).digest()
+    const rootHash = createHash('sha256')
+      .update(Buffer.concat([Buffer.from([0]), body]))
+      .digest()
     const note = `${REKOR_ORIGIN}\n1\n${rootHash.toString('base64')}\n`
     const signature = sign('sha256', Buffer.from(note), this.privateKey)
     const checkpoint = `${note}\n\u2014 ${REKOR_ORIGIN} ${Buffer.concat([logId.subarray(0, 4), signature]).toString('base64')}\n`
@@ -162,20 +169,24 @@ export function trustedRootJson(options: { ca?: TestCA; rekor?: TestRekor }): ob
   return {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
     tlogs: options.rekor
-      ? [{
-          baseUrl: `https://${REKOR_ORIGIN}`,
-          hashAlgorithm: 'SHA2_256',
-          publicKey: { rawBytes: options.rekor.publicKeyDer.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
-          logId: { keyId: options.rekor.logId.toString('base64') }
-        }]
+      ? [
+          {
+            baseUrl: `https://${REKOR_ORIGIN}`,
+            hashAlgorithm: 'SHA2_256',
+            publicKey: { rawBytes: options.rekor.publicKeyDer.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
+            logId: { keyId: options.rekor.logId.toString('base64') }
+          }
+        ]
       : [],
     certificateAuthorities: options.ca
-      ? [{
-          subject: { organization: 'oci-promote.test', commonName: options.ca.name },
-          uri: 'https://fulcio.oci-promote.test',
-          certChain: { certificates: [{ rawBytes: Buffer.from(options.ca.certificate.rawData).toString('base64') }] },
-          validFor: { start }
-        }]
+      ? [
+          {
+            subject: { organization: 'oci-promote.test', commonName: options.ca.name },
+            uri: 'https://fulcio.oci-promote.test',
+            certChain: { certificates: [{ rawBytes: Buffer.from(options.ca.certificate.rawData).toString('base64') }] },
+            validFor: { start }
+          }
+        ]
       : [],
     ctlogs: [],
     timestampAuthorities: []
@@ -185,7 +196,14 @@ export function trustedRootJson(options: { ca?: TestCA; rekor?: TestRekor }): ob
 export { simpleSigningPayload } from '../../scripts/lib/cosign.ts'
 
 export function inTotoStatement(digest: string, predicateType: string, name = 'image'): Buffer {
-  return Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name, digest: { sha256: digest.slice(7) } }], predicateType, predicate: { builder: { id: 'oci-promote tests' } } }))
+  return Buffer.from(
+    JSON.stringify({
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ name, digest: { sha256: digest.slice(7) } }],
+      predicateType,
+      predicate: { builder: { id: 'oci-promote tests' } }
+    })
+  )
 }
 
 function pae(payloadType: string, payload: Buffer): Buffer {
@@ -198,7 +216,10 @@ export interface Layer {
 }
 
 function rekorBundleAnnotation(entry: LogEntry): string {
-  return JSON.stringify({ SignedEntryTimestamp: entry.set.toString('base64'), Payload: { body: entry.body.toString('base64'), integratedTime: entry.integratedTime, logIndex: entry.logIndex, logID: entry.logId.toString('hex') } })
+  return JSON.stringify({
+    SignedEntryTimestamp: entry.set.toString('base64'),
+    Payload: { body: entry.body.toString('base64'), integratedTime: entry.integratedTime, logIndex: entry.logIndex, logID: entry.logId.toString('hex') }
+  })
 }
 
 /**
@@ -210,10 +231,23 @@ export function signatureLayer(signer: Signer, payload: Buffer, rekor?: TestReko
   const annotations: Record<string, string> = { 'dev.cosignproject.cosign/signature': signature.toString('base64') }
   if (signer.certificate) annotations['dev.sigstore.cosign/certificate'] = signer.certificate.pem
   if (rekor) {
-    const entry = rekor.log({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { data: { hash: { algorithm: 'sha256', value: sha256(payload).slice(7) } }, signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(loggedAs.verifierPem).toString('base64') } } } }, integratedTime)
+    const entry = rekor.log(
+      {
+        apiVersion: '0.0.1',
+        kind: 'hashedrekord',
+        spec: {
+          data: { hash: { algorithm: 'sha256', value: sha256(payload).slice(7) } },
+          signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(loggedAs.verifierPem).toString('base64') } }
+        }
+      },
+      integratedTime
+    )
     annotations['dev.sigstore.cosign/bundle'] = rekorBundleAnnotation(entry)
   }
-  return { descriptor: { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha256(payload), size: payload.length, annotations }, bytes: payload }
+  return {
+    descriptor: { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha256(payload), size: payload.length, annotations },
+    bytes: payload
+  }
 }
 
 interface SignedEnvelope {
@@ -225,15 +259,18 @@ function signEnvelope(signer: Signer, statement: Buffer, rekor?: TestRekor, inte
   const payloadType = 'application/vnd.in-toto+json'
   const signature = sign('sha256', pae(payloadType, statement), signer.privateKey)
   const envelope = { payloadType, payload: statement.toString('base64'), signatures: [{ keyid: '', sig: signature.toString('base64') }] }
-  const entry = rekor?.log({
-    apiVersion: '0.0.1',
-    kind: 'dsse',
-    spec: {
-      envelopeHash: { algorithm: 'sha256', value: sha256(Buffer.from(JSON.stringify(envelope))).slice(7) },
-      payloadHash: { algorithm: 'sha256', value: sha256(statement).slice(7) },
-      signatures: [{ signature: signature.toString('base64'), verifier: Buffer.from(signer.verifierPem).toString('base64') }]
-    }
-  }, integratedTime)
+  const entry = rekor?.log(
+    {
+      apiVersion: '0.0.1',
+      kind: 'dsse',
+      spec: {
+        envelopeHash: { algorithm: 'sha256', value: sha256(Buffer.from(JSON.stringify(envelope))).slice(7) },
+        payloadHash: { algorithm: 'sha256', value: sha256(statement).slice(7) },
+        signatures: [{ signature: signature.toString('base64'), verifier: Buffer.from(signer.verifierPem).toString('base64') }]
+      }
+    },
+    integratedTime
+  )
   return { envelope, ...(entry ? { entry } : {}) }
 }
 
@@ -255,15 +292,23 @@ export function dsseBundle(signer: Signer, statement: Buffer, rekor?: TestRekor,
     verificationMaterial: {
       ...(signer.certificate ? { certificate: { rawBytes: signer.certificate.der.toString('base64') } } : { publicKey: { hint: '' } }),
       tlogEntries: entry
-        ? [{
-            logIndex: String(entry.logIndex),
-            logId: { keyId: entry.logId.toString('base64') },
-            kindVersion: { kind: 'dsse', version: '0.0.1' },
-            integratedTime: String(entry.integratedTime),
-            inclusionPromise: { signedEntryTimestamp: entry.set.toString('base64') },
-            inclusionProof: { logIndex: '0', rootHash: entry.rootHash.toString('base64'), treeSize: '1', hashes: [], checkpoint: { envelope: entry.checkpoint } },
-            canonicalizedBody: entry.body.toString('base64')
-          }]
+        ? [
+            {
+              logIndex: String(entry.logIndex),
+              logId: { keyId: entry.logId.toString('base64') },
+              kindVersion: { kind: 'dsse', version: '0.0.1' },
+              integratedTime: String(entry.integratedTime),
+              inclusionPromise: { signedEntryTimestamp: entry.set.toString('base64') },
+              inclusionProof: {
+                logIndex: '0',
+                rootHash: entry.rootHash.toString('base64'),
+                treeSize: '1',
+                hashes: [],
+                checkpoint: { envelope: entry.checkpoint }
+              },
+              canonicalizedBody: entry.body.toString('base64')
+            }
+          ]
         : [],
       timestampVerificationData: {}
     },
@@ -287,11 +332,26 @@ async function putManifest(registryUrl: string, repository: string, reference: s
 }
 
 /** Writes cosign's legacy `sha256-<hex>.<suffix>` tag with the given layers, as cosign 2 does. */
-export async function pushLegacyTag(registryUrl: string, repository: string, digest: string, suffix: 'sig' | 'att' | 'sbom', layers: readonly Layer[]): Promise<void> {
-  const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.descriptor.digest) } }))
+export async function pushLegacyTag(
+  registryUrl: string,
+  repository: string,
+  digest: string,
+  suffix: 'sig' | 'att' | 'sbom',
+  layers: readonly Layer[]
+): Promise<void> {
+  const config = Buffer.from(
+    JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.descriptor.digest) } })
+  )
   const blobs = new Map([config, ...layers.map((l) => l.bytes)].map((bytes) => [sha256(bytes), bytes]))
   for (const bytes of blobs.values()) await putBlob(registryUrl, repository, bytes)
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: layers.map((l) => l.descriptor) }))
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      layers: layers.map((l) => l.descriptor)
+    })
+  )
   await putManifest(registryUrl, repository, `${digest.replace(':', '-')}.${suffix}`, 'application/vnd.oci.image.manifest.v1+json', manifest)
 }
 
@@ -300,28 +360,43 @@ export async function pushLegacyTag(registryUrl: string, repository: string, dig
  * actions/attest do on a registry without the referrers API: the referrer
  * manifest, then the `sha256-<hex>` fallback index listing it.
  */
-export async function pushBundleReferrer(registryUrl: string, repository: string, subject: Image, bundle: object, predicateType: string, layerMediaType?: string): Promise<string> {
+export async function pushBundleReferrer(
+  registryUrl: string,
+  repository: string,
+  subject: Image,
+  bundle: object,
+  predicateType: string,
+  layerMediaType?: string
+): Promise<string> {
   const bundleBytes = Buffer.from(JSON.stringify(bundle))
   const artifactType = 'application/vnd.dev.sigstore.bundle.v0.3+json'
   await putBlob(registryUrl, repository, EMPTY_CONFIG)
   await putBlob(registryUrl, repository, bundleBytes)
   const annotations = { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': predicateType }
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    artifactType,
-    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(EMPTY_CONFIG), size: 2 },
-    layers: [{ mediaType: layerMediaType ?? artifactType, digest: sha256(bundleBytes), size: bundleBytes.length }],
-    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
-    annotations
-  }))
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(EMPTY_CONFIG), size: 2 },
+      layers: [{ mediaType: layerMediaType ?? artifactType, digest: sha256(bundleBytes), size: bundleBytes.length }],
+      subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
+      annotations
+    })
+  )
   const digest = sha256(manifest)
   await putManifest(registryUrl, repository, digest, 'application/vnd.oci.image.manifest.v1+json', manifest)
   const tag = subject.digest.replace(':', '-')
   const existing = await fetch(`${registryUrl}/v2/${repository}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } })
   const index = existing.status === 200 ? ((await existing.json()) as { manifests: object[] }) : { manifests: [] }
   index.manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, artifactType, annotations })
-  await putManifest(registryUrl, repository, tag, 'application/vnd.oci.image.index.v1+json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index.manifests })))
+  await putManifest(
+    registryUrl,
+    repository,
+    tag,
+    'application/vnd.oci.image.index.v1+json',
+    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index.manifests }))
+  )
   return digest
 }
 

@@ -37,7 +37,11 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const dir = await mkdtemp(join(tmpdir(), 'oci-promote-token-'))
   const keyPath = join(dir, 'key.pem')
   const certPath = join(dir, 'cert.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=oci-promote-test-token-issuer'], { stdio: 'ignore' })
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=oci-promote-test-token-issuer'],
+    { stdio: 'ignore' }
+  )
   const key = createPrivateKey(await readFile(keyPath))
   const certDer = new X509Certificate(await readFile(certPath)).raw
   const issuer = 'oci-promote-test-issuer'
@@ -69,7 +73,9 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     })
     const now = Math.floor(Date.now() / 1000)
     const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] }))
-    const body = b64url(JSON.stringify({ iss: issuer, sub: user ?? '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access }))
+    const body = b64url(
+      JSON.stringify({ iss: issuer, sub: user ?? '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access })
+    )
     const signature = createSign('RSA-SHA256').update(`${head}.${body}`).sign(key)
     const token = `${head}.${body}.${b64url(signature)}`
     issued.push(token)

@@ -9,7 +9,12 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 
 /** cosign's simple-signing payload for a digest. */
 export function simpleSigningPayload(repository: string, digest: string): Buffer {
-  return Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': repository }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }))
+  return Buffer.from(
+    JSON.stringify({
+      critical: { identity: { 'docker-reference': repository }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' },
+      optional: null
+    })
+  )
 }
 
 /** The `.sig` image signing `digest` with `privateKey`; write it under the tag `sha256-<hex>.sig`. */
@@ -19,12 +24,14 @@ export function cosignSignatureImage(privateKey: KeyObject, repository: string, 
   const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [sha256(payload)] } }))
   const layer = { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha256(payload), size: payload.length, bytes: payload }
   const configBlob = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length, bytes: config }
-  const bytes = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: configBlob.mediaType, digest: configBlob.digest, size: configBlob.size },
-    layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, annotations: { 'dev.cosignproject.cosign/signature': signature } }]
-  }))
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: configBlob.mediaType, digest: configBlob.digest, size: configBlob.size },
+      layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size, annotations: { 'dev.cosignproject.cosign/signature': signature } }]
+    })
+  )
   return { mediaType: OCI_MANIFEST, digest: sha256(bytes), bytes, blobs: [configBlob, layer], children: [] }
 }
 

@@ -135,7 +135,7 @@ export async function writeLayout(dir: string, image: Image, tag: string): Promi
   for (const b of [...blobs, ...manifests]) await writeFile(join(blobsDir, b.digest.slice(7)), b.bytes)
   let index: { schemaVersion: number; mediaType: string; manifests: { annotations?: Record<string, string> }[] }
   try {
-    index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'))
+    index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as typeof index
   } catch {
     index = { schemaVersion: 2, mediaType: TYPES.oci.index, manifests: [] }
   }

@@ -37,7 +37,14 @@ export interface AttachmentListing {
 }
 
 // What a malformed or missing attachment throws: evidence that counts as nothing, not a fault of the run.
-const CONTENT_ERRORS: ReadonlySet<ErrorCode> = new Set(['MANIFEST_INVALID', 'MANIFEST_TOO_LARGE', 'MANIFEST_UNKNOWN', 'DIGEST_MISMATCH', 'BLOB_UNKNOWN', 'BLOB_MISMATCH'])
+const CONTENT_ERRORS: ReadonlySet<ErrorCode> = new Set([
+  'MANIFEST_INVALID',
+  'MANIFEST_TOO_LARGE',
+  'MANIFEST_UNKNOWN',
+  'DIGEST_MISMATCH',
+  'BLOB_UNKNOWN',
+  'BLOB_MISMATCH'
+])
 
 /**
  * Runs one attachment's read or copy alone: when what the store holds is
@@ -74,8 +81,17 @@ async function legacyTags(repository: Repository, subject: string, notes: string
   return found.filter((a): a is Attachment => a !== undefined)
 }
 
-async function referrers(repository: Repository, subject: string, notes: string[], limit: LimitFunction): Promise<{ attachments: Attachment[]; via: 'api' | 'tag' | 'none' }> {
-  const listing = (await alone(notes, `${repository.name}: the referrers of ${subject}`, () => listReferrers(repository, subject))) ?? { descriptors: [], via: 'none' as const, notes: [] }
+async function referrers(
+  repository: Repository,
+  subject: string,
+  notes: string[],
+  limit: LimitFunction
+): Promise<{ attachments: Attachment[]; via: 'api' | 'tag' | 'none' }> {
+  const listing = (await alone(notes, `${repository.name}: the referrers of ${subject}`, () => listReferrers(repository, subject))) ?? {
+    descriptors: [],
+    via: 'none' as const,
+    notes: []
+  }
   notes.push(...listing.notes)
   let descriptors = listing.descriptors
   if (descriptors.length > MAX_REFERRERS) {
@@ -94,7 +110,9 @@ async function referrers(repository: Repository, subject: string, notes: string[
           const content = parseManifest(manifest, `referrer ${descriptor.digest}`)
           // A listing is only a hint: the referrer itself must name this subject.
           if (content.subject?.digest !== subject) {
-            notes.push(`${repository.name}: ${descriptor.digest} is listed as a referrer of ${subject} but names ${content.subject?.digest ?? 'no subject'}; ignored`)
+            notes.push(
+              `${repository.name}: ${descriptor.digest} is listed as a referrer of ${subject} but names ${content.subject?.digest ?? 'no subject'}; ignored`
+            )
             return undefined
           }
           return { subject, kind: 'referrer', reference: descriptor.digest, manifest, descriptor, content }

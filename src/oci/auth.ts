@@ -22,8 +22,7 @@ export function parseChallenges(header: string): Challenge[] {
     if (!isParam) {
       challenges.push({ scheme: name!.toLowerCase(), params: {} })
     } else if (challenges.length > 0) {
-      challenges[challenges.length - 1]!.params[name!.toLowerCase()] =
-        quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (plain ?? '')
+      challenges[challenges.length - 1]!.params[name!.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (plain ?? '')
     }
   }
   return challenges
@@ -65,13 +64,22 @@ export function checkRealm(realm: string, registryUrl: URL): URL {
   }
   // Link-local is where cloud metadata services live: no registry has a reason to send credentials there.
   if (isLinkLocal(url.hostname) && !isLinkLocal(registryUrl.hostname)) {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${untrusted(redactUrl(url))}, a link-local address (where cloud metadata services live); refused`)
+    throw new PromoteError(
+      'REALM_REFUSED',
+      `${registryUrl.host} names token realm ${untrusted(redactUrl(url))}, a link-local address (where cloud metadata services live); refused`
+    )
   }
   if (isPrivateAddress(url.hostname) && !isPrivateAddress(registryUrl.hostname)) {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} names token realm ${untrusted(redactUrl(url))}, a private or link-local address it does not live on; refused`)
+    throw new PromoteError(
+      'REALM_REFUSED',
+      `${registryUrl.host} names token realm ${untrusted(redactUrl(url))}, a private or link-local address it does not live on; refused`
+    )
   }
   if (url.protocol === 'http:' && registryUrl.protocol === 'https:') {
-    throw new PromoteError('REALM_REFUSED', `${registryUrl.host} is served over https but names a plain-http token realm ${untrusted(redactUrl(url))}; credentials would travel in clear`)
+    throw new PromoteError(
+      'REALM_REFUSED',
+      `${registryUrl.host} is served over https but names a plain-http token realm ${untrusted(redactUrl(url))}; credentials would travel in clear`
+    )
   }
   return url
 }
@@ -93,13 +101,7 @@ export class RegistryAuth {
   readonly #tokens = new Map<string, Promise<string>>()
   #challenge?: Promise<Challenge | null>
 
-  constructor(options: {
-    registry: string
-    baseUrl: URL
-    credentials: CredentialSource
-    transport: Transport
-    onSecret?: (secret: string) => void
-  }) {
+  constructor(options: { registry: string; baseUrl: URL; credentials: CredentialSource; transport: Transport; onSecret?: (secret: string) => void }) {
     this.#registry = options.registry
     this.#baseUrl = options.baseUrl
     this.#credentials = options.credentials
@@ -116,9 +118,7 @@ export class RegistryAuth {
   }
 
   #scopeList(): string[] {
-    return [...this.#scopes.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([repo, actions]) => `repository:${repo}:${[...actions].sort().join(',')}`)
+    return [...this.#scopes.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([repo, actions]) => `repository:${repo}:${[...actions].sort().join(',')}`)
   }
 
   #ping(): Promise<Challenge | null> {
@@ -142,7 +142,10 @@ export class RegistryAuth {
     const challenges = header ? parseChallenges(header) : []
     const chosen = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic')
     if (!chosen) {
-      throw new PromoteError('UNAUTHORIZED', `${this.#registry} answered 401 without a Basic or Bearer challenge (WWW-Authenticate: ${header === undefined ? 'missing' : untrusted(header)})`)
+      throw new PromoteError(
+        'UNAUTHORIZED',
+        `${this.#registry} answered 401 without a Basic or Bearer challenge (WWW-Authenticate: ${header === undefined ? 'missing' : untrusted(header)})`
+      )
     }
     if (chosen.scheme === 'bearer' && !chosen.params['realm']) {
       throw new PromoteError('UNAUTHORIZED', `${this.#registry} sent a Bearer challenge without a realm`)
@@ -226,16 +229,23 @@ export class RegistryAuth {
       async (res) => {
         const body = await readLimited(res, MAX_TOKEN_RESPONSE_BYTES, `token response from ${untrusted(redactUrl(realm))}`)
         if (res.status === 401 || res.status === 403) {
-          throw new PromoteError('UNAUTHORIZED', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} refused ${credential ? 'the credentials' : 'anonymous access'} (HTTP ${res.status}). ${credential ? 'Check the username and password or token' : 'Log in first (docker/login-action) or set github-token for ghcr.io'}`)
+          throw new PromoteError(
+            'UNAUTHORIZED',
+            `${this.#registry}: the token server ${untrusted(redactUrl(realm))} refused ${credential ? 'the credentials' : 'anonymous access'} (HTTP ${res.status}). ${credential ? 'Check the username and password or token' : 'Log in first (docker/login-action) or set github-token for ghcr.io'}`
+          )
         }
         if (res.status !== 200) {
-          throw new PromoteError('REGISTRY_ERROR', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} answered HTTP ${res.status}`, { transient: res.status >= 500 })
+          throw new PromoteError('REGISTRY_ERROR', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} answered HTTP ${res.status}`, {
+            transient: res.status >= 500
+          })
         }
         let parsed: { token?: unknown; access_token?: unknown }
         try {
           parsed = JSON.parse(body.toString('utf8')) as typeof parsed
         } catch (error) {
-          throw new PromoteError('UNAUTHORIZED', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} answered something other than JSON`, { cause: error })
+          throw new PromoteError('UNAUTHORIZED', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} answered something other than JSON`, {
+            cause: error
+          })
         }
         const value = typeof parsed.token === 'string' && parsed.token ? parsed.token : parsed.access_token
         if (typeof value !== 'string' || value === '') {
@@ -261,16 +271,24 @@ export class RegistryAuth {
     if (granted && !granted.has(action) && !granted.has('*')) {
       const credential = await this.#credentials.lookup(this.#registry)
       const who = credential?.kind === 'basic' ? `user "${credential.username}"` : credential ? 'the configured token' : 'anonymous access'
-      throw new PromoteError('DENIED', `${this.#registry}: the token server grants ${who} ${granted.size ? untrusted([...granted].join(',')) : 'no access'} on ${repository}, not ${action}. Use credentials that may ${action} there`)
+      throw new PromoteError(
+        'DENIED',
+        `${this.#registry}: the token server grants ${who} ${granted.size ? untrusted([...granted].join(',')) : 'no access'} on ${repository}, not ${action}. Use credentials that may ${action} there`
+      )
     }
   }
 
   /** Says who was refused, and how to fix it, without naming the secret. */
   async describeRefusal(status: number, what: string): Promise<PromoteError> {
     const credential = await this.#credentials.lookup(this.#registry)
-    const who = credential ? `with the ${credential.kind === 'basic' ? `credentials of user "${credential.username}"` : 'configured token'}` : 'anonymously (no credentials found for it)'
+    const who = credential
+      ? `with the ${credential.kind === 'basic' ? `credentials of user "${credential.username}"` : 'configured token'}`
+      : 'anonymously (no credentials found for it)'
     if (status === 401) {
-      return new PromoteError('UNAUTHORIZED', `${what}: ${this.#registry} refused the request ${who} (HTTP 401). ${credential ? 'Check that the credentials are valid' : `Log in to ${this.#registry} before this step (docker/login-action)`}`)
+      return new PromoteError(
+        'UNAUTHORIZED',
+        `${what}: ${this.#registry} refused the request ${who} (HTTP 401). ${credential ? 'Check that the credentials are valid' : `Log in to ${this.#registry} before this step (docker/login-action)`}`
+      )
     }
     return new PromoteError('DENIED', `${what}: ${this.#registry} denied the request ${who} (HTTP 403). The identity lacks permission for this repository`)
   }

@@ -136,7 +136,7 @@ export class DockerCredentials implements CredentialSource {
     try {
       const parsed: unknown = JSON.parse(text)
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object')
-      return { config: parsed as DockerConfig, path }
+      return { config: parsed, path }
     } catch (error) {
       throw new PromoteError('CREDENTIALS', `docker config ${path} is not valid JSON: ${errorMessage(error)}`, { cause: error })
     }
@@ -174,7 +174,11 @@ export class DockerCredentials implements CredentialSource {
     try {
       result = await (this.#options.runHelper ?? runWithActionsExec)(program, ['get'], serverUrl)
     } catch (error) {
-      throw new PromoteError('CREDENTIALS', `credential helper ${program} could not be run for ${registry}: ${errorMessage(error)}. Install it or remove it from the docker config`, { cause: error })
+      throw new PromoteError(
+        'CREDENTIALS',
+        `credential helper ${program} could not be run for ${registry}: ${errorMessage(error)}. Install it or remove it from the docker config`,
+        { cause: error }
+      )
     }
     if (result.exitCode !== 0) {
       // The helper protocol's answer for "nothing stored": https://github.com/docker/docker-credential-helpers

@@ -44,12 +44,7 @@ export class VerifyingStream extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#size += chunk.length
     if (this.expectedSize !== undefined && this.#size > this.expectedSize) {
-      callback(
-        new PromoteError(
-          'BLOB_MISMATCH',
-          `${this.label}: more than the ${this.expectedSize} bytes its descriptor declares`
-        )
-      )
+      callback(new PromoteError('BLOB_MISMATCH', `${this.label}: more than the ${this.expectedSize} bytes its descriptor declares`))
       return
     }
     this.#hash.update(chunk)
@@ -59,19 +54,9 @@ export class VerifyingStream extends Transform {
   override _flush(callback: TransformCallback): void {
     const actual = `sha256:${this.#hash.digest('hex')}`
     if (this.expectedSize !== undefined && this.#size !== this.expectedSize) {
-      callback(
-        new PromoteError(
-          'BLOB_MISMATCH',
-          `${this.label}: got ${this.#size} bytes, its descriptor declares ${this.expectedSize}`
-        )
-      )
+      callback(new PromoteError('BLOB_MISMATCH', `${this.label}: got ${this.#size} bytes, its descriptor declares ${this.expectedSize}`))
     } else if (actual !== this.expectedDigest) {
-      callback(
-        new PromoteError(
-          'BLOB_MISMATCH',
-          `${this.label}: content hashes to ${actual}, not ${this.expectedDigest}`
-        )
-      )
+      callback(new PromoteError('BLOB_MISMATCH', `${this.label}: content hashes to ${actual}, not ${this.expectedDigest}`))
     } else {
       callback()
     }

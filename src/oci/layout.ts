@@ -60,15 +60,17 @@ export class LayoutRepository implements Repository {
 
   async #updateIndex(change: (index: LayoutIndex) => void): Promise<void> {
     const previous = indexLocks.get(this.root) ?? Promise.resolve()
-    const next = previous.catch(() => {}).then(async () => {
-      await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true })
-      const index = (await this.#readIndex()) ?? { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }
-      change(index)
-      await writeFile(join(this.root, LAYOUT_FILE), LAYOUT_VERSION)
-      const temporary = join(this.root, `.index.json.${randomBytes(6).toString('hex')}`)
-      await writeFile(temporary, `${JSON.stringify(index, null, 2)}\n`)
-      await rename(temporary, join(this.root, 'index.json'))
-    })
+    const next = previous
+      .catch(() => {})
+      .then(async () => {
+        await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true })
+        const index = (await this.#readIndex()) ?? { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }
+        change(index)
+        await writeFile(join(this.root, LAYOUT_FILE), LAYOUT_VERSION)
+        const temporary = join(this.root, `.index.json.${randomBytes(6).toString('hex')}`)
+        await writeFile(temporary, `${JSON.stringify(index, null, 2)}\n`)
+        await rename(temporary, join(this.root, 'index.json'))
+      })
     indexLocks.set(this.root, next)
     await next
   }
@@ -81,9 +83,7 @@ export class LayoutRepository implements Repository {
     // No index.json yet is an empty layout, as a registry answers 404 for a repository nobody pushed to.
     const index = await this.#readIndex()
     if (!index) return undefined
-    const entry = SHA256_DIGEST.test(reference)
-      ? index.manifests.find((m) => m.digest === reference)
-      : this.#tagEntry(index, reference)
+    const entry = SHA256_DIGEST.test(reference) ? index.manifests.find((m) => m.digest === reference) : this.#tagEntry(index, reference)
     const digest = SHA256_DIGEST.test(reference) ? reference : entry?.digest
     if (!digest) return undefined
     let bytes: Buffer

@@ -48,10 +48,14 @@ function stripParams(contentType: string | undefined): string | undefined {
 function checkDescriptor(value: unknown, where: string): Descriptor {
   const d = value as Partial<Descriptor> | null
   if (
-    typeof d !== 'object' || d === null ||
+    typeof d !== 'object' ||
+    d === null ||
     typeof d.mediaType !== 'string' ||
-    typeof d.digest !== 'string' || !SHA256_DIGEST.test(d.digest) ||
-    typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0
+    typeof d.digest !== 'string' ||
+    !SHA256_DIGEST.test(d.digest) ||
+    typeof d.size !== 'number' ||
+    !Number.isSafeInteger(d.size) ||
+    d.size < 0
   ) {
     throw new PromoteError('MANIFEST_INVALID', `${where} is not a valid descriptor (mediaType, sha256 digest and size are required)`)
   }
@@ -79,7 +83,10 @@ function parseJson(bytes: Buffer, label: string): Record<string, unknown> {
 export function toManifest(bytes: Buffer, contentType: string | undefined, label: string): Manifest {
   const json = parseJson(bytes, label)
   if (json['schemaVersion'] !== 2) {
-    const what = json['schemaVersion'] === 1 ? 'a Docker schema 1 manifest (deprecated; not supported)' : `schemaVersion ${untrusted(JSON.stringify(json['schemaVersion'] ?? null), 40)}`
+    const what =
+      json['schemaVersion'] === 1
+        ? 'a Docker schema 1 manifest (deprecated; not supported)'
+        : `schemaVersion ${untrusted(JSON.stringify(json['schemaVersion'] ?? null), 40)}`
     throw new PromoteError('MANIFEST_INVALID', `${label} is ${what}; oci-promote copies OCI and Docker v2 manifests and indexes`)
   }
   const declared = typeof json['mediaType'] === 'string' ? json['mediaType'] : undefined
@@ -87,12 +94,13 @@ export function toManifest(bytes: Buffer, contentType: string | undefined, label
   let mediaType = declared ?? (header && isManifestMediaType(header) ? header : undefined)
   if (!mediaType) {
     // OCI manifests may omit mediaType; the shape tells an index from an image.
-    mediaType = Array.isArray(json['manifests'])
-      ? 'application/vnd.oci.image.index.v1+json'
-      : 'application/vnd.oci.image.manifest.v1+json'
+    mediaType = Array.isArray(json['manifests']) ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json'
   }
   if (!mediaType || !isManifestMediaType(mediaType)) {
-    throw new PromoteError('MANIFEST_INVALID', `${label} is media type ${untrusted(mediaType ?? header ?? 'unknown')}; oci-promote copies OCI and Docker v2 manifests and indexes`)
+    throw new PromoteError(
+      'MANIFEST_INVALID',
+      `${label} is media type ${untrusted(mediaType ?? header ?? 'unknown')}; oci-promote copies OCI and Docker v2 manifests and indexes`
+    )
   }
   return { bytes, mediaType, digest: sha256Digest(bytes) }
 }

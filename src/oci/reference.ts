@@ -3,9 +3,7 @@ import { SHA256_DIGEST } from './digest.js'
 
 // Grammar from https://github.com/distribution/reference/blob/main/reference.go
 const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
-const DOMAIN = new RegExp(
-  `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`
-)
+const DOMAIN = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`)
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/
 export const TAG_PATTERN = /^[\w][\w.-]{0,127}$/
 const MAX_NAME_LENGTH = 255
@@ -37,8 +35,7 @@ const LAYOUT_PREFIX = 'oci:'
 function invalid(input: string, why: string): PromoteError {
   return new PromoteError(
     'REFERENCE_INVALID',
-    `"${input}" is not a valid image reference: ${why}. ` +
-      'Expected host/repository:tag, host/repository@sha256:<64 hex>, or oci:PATH[:tag|@sha256:<64 hex>]'
+    `"${input}" is not a valid image reference: ${why}. ` + 'Expected host/repository:tag, host/repository@sha256:<64 hex>, or oci:PATH[:tag|@sha256:<64 hex>]'
   )
 }
 
@@ -106,10 +103,7 @@ export function parseReference(input: string): Reference {
   if (repository === '') throw invalid(trimmed, 'the repository name is empty')
   for (const component of repository.split('/')) {
     if (!PATH_COMPONENT.test(component)) {
-      throw invalid(
-        trimmed,
-        `repository component "${component}" must be lowercase letters and digits separated by '.', '_', '__' or '-'`
-      )
+      throw invalid(trimmed, `repository component "${component}" must be lowercase letters and digits separated by '.', '_', '__' or '-'`)
     }
   }
   if (registry.length + 1 + repository.length > MAX_NAME_LENGTH) {

@@ -35,7 +35,10 @@ export async function listReferrers(repository: Repository, digest: string): Pro
 /** Reads a small blob whole and checks it is what its descriptor says. */
 export async function readBlob(repository: Repository, descriptor: Descriptor, maxBytes: number): Promise<Buffer> {
   if (descriptor.size > maxBytes) {
-    throw new PromoteError('BLOB_MISMATCH', `blob ${descriptor.digest} in ${repository.name} is ${descriptor.size} bytes; more than ${maxBytes} is refused here`)
+    throw new PromoteError(
+      'BLOB_MISMATCH',
+      `blob ${descriptor.digest} in ${repository.name} is ${descriptor.size} bytes; more than ${maxBytes} is refused here`
+    )
   }
   const chunks: Buffer[] = []
   let total = 0

@@ -8,14 +8,7 @@ import { MAX_MANIFEST_BYTES, indexEntries, toManifest, type Descriptor, type Ind
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.js'
 import { isLoopbackHost, registryApiHost } from './reference.js'
 import type { Repository } from './repository.js'
-import {
-  NO_RETRY,
-  headerValue,
-  readLimited,
-  type HttpMethod,
-  type HttpResponse,
-  type Transport
-} from './transport.js'
+import { NO_RETRY, headerValue, readLimited, type HttpMethod, type HttpResponse, type Transport } from './transport.js'
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024
 
@@ -83,13 +76,7 @@ export class RegistryClient {
    * One registry call: adds credentials (only for this registry's own origin)
    * and, on a 401, refreshes them once before giving up with a clear refusal.
    */
-  async call<T>(
-    what: string,
-    method: HttpMethod,
-    target: string | URL,
-    handle: (res: HttpResponse) => Promise<T>,
-    options: CallOptions = {}
-  ): Promise<T> {
+  async call<T>(what: string, method: HttpMethod, target: string | URL, handle: (res: HttpResponse) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const url = typeof target === 'string' ? new URL(target, this.baseUrl) : target
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.#transport.exchange(
@@ -141,33 +128,51 @@ export class RemoteRepository implements Repository {
 
   async fetchManifest(reference: string): Promise<Manifest | undefined> {
     const what = `GET manifest ${this.name}:${reference}`
-    return this.client.call(what, 'GET', this.#path('manifests', reference), async (res) => {
-      if (res.status === 404) {
-        await res.body.dump()
-        return undefined
-      }
-      if (res.status !== 200) throw await responseError(res, what)
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${this.name}:${reference}`)
-      const manifest = toManifest(bytes, headerValue(res.headers, 'content-type'), `manifest ${this.name}:${reference}`)
-      const claimed = headerValue(res.headers, 'docker-content-digest')
-      if (claimed && claimed !== manifest.digest) {
-        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} claims ${this.name}:${reference} is ${untrusted(claimed)}, but the bytes it sent hash to ${manifest.digest}; refusing a registry that misreports digests`)
-      }
-      if (SHA256_DIGEST.test(reference) && reference !== manifest.digest) {
-        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} answered a request for ${this.name}@${reference} with bytes that hash to ${manifest.digest}`)
-      }
-      return manifest
-    }, { headers: { accept: MANIFEST_ACCEPT } })
+    return this.client.call(
+      what,
+      'GET',
+      this.#path('manifests', reference),
+      async (res) => {
+        if (res.status === 404) {
+          await res.body.dump()
+          return undefined
+        }
+        if (res.status !== 200) throw await responseError(res, what)
+        const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${this.name}:${reference}`)
+        const manifest = toManifest(bytes, headerValue(res.headers, 'content-type'), `manifest ${this.name}:${reference}`)
+        const claimed = headerValue(res.headers, 'docker-content-digest')
+        if (claimed && claimed !== manifest.digest) {
+          throw new PromoteError(
+            'DIGEST_MISMATCH',
+            `${this.client.registry} claims ${this.name}:${reference} is ${untrusted(claimed)}, but the bytes it sent hash to ${manifest.digest}; refusing a registry that misreports digests`
+          )
+        }
+        if (SHA256_DIGEST.test(reference) && reference !== manifest.digest) {
+          throw new PromoteError(
+            'DIGEST_MISMATCH',
+            `${this.client.registry} answered a request for ${this.name}@${reference} with bytes that hash to ${manifest.digest}`
+          )
+        }
+        return manifest
+      },
+      { headers: { accept: MANIFEST_ACCEPT } }
+    )
   }
 
   async resolveTag(tag: string): Promise<string | undefined> {
     const what = `HEAD manifest ${this.name}:${tag}`
-    const claimed = await this.client.call(what, 'HEAD', this.#path('manifests', tag), async (res) => {
-      await res.body.dump()
-      if (res.status === 404) return null
-      if (res.status !== 200) throw await responseError(res, what)
-      return headerValue(res.headers, 'docker-content-digest') ?? ''
-    }, { headers: { accept: MANIFEST_ACCEPT } })
+    const claimed = await this.client.call(
+      what,
+      'HEAD',
+      this.#path('manifests', tag),
+      async (res) => {
+        await res.body.dump()
+        if (res.status === 404) return null
+        if (res.status !== 200) throw await responseError(res, what)
+        return headerValue(res.headers, 'docker-content-digest') ?? ''
+      },
+      { headers: { accept: MANIFEST_ACCEPT } }
+    )
     if (claimed === null) return undefined
     if (SHA256_DIGEST.test(claimed)) return claimed
     // No usable digest header: hash the manifest instead of guessing.
@@ -176,27 +181,42 @@ export class RemoteRepository implements Repository {
 
   async hasManifest(digest: string): Promise<boolean> {
     const what = `HEAD manifest ${this.name}@${digest}`
-    return this.client.call(what, 'HEAD', this.#path('manifests', checkDigestArgument(digest)), async (res) => {
-      await res.body.dump()
-      if (res.status === 404) return false
-      if (res.status !== 200) throw await responseError(res, what)
-      return true
-    }, { headers: { accept: MANIFEST_ACCEPT } })
+    return this.client.call(
+      what,
+      'HEAD',
+      this.#path('manifests', checkDigestArgument(digest)),
+      async (res) => {
+        await res.body.dump()
+        if (res.status === 404) return false
+        if (res.status !== 200) throw await responseError(res, what)
+        return true
+      },
+      { headers: { accept: MANIFEST_ACCEPT } }
+    )
   }
 
   async putManifest(reference: string, manifest: Manifest): Promise<void> {
     const what = `PUT manifest ${this.name}:${reference}`
-    await this.client.call(what, 'PUT', this.#path('manifests', reference), async (res) => {
-      if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await responseError(res, what)
-      await res.body.dump()
-      const stored = headerValue(res.headers, 'docker-content-digest')
-      if (stored && stored !== manifest.digest) {
-        throw new PromoteError('DIGEST_MISMATCH', `${this.client.registry} stored ${this.name}:${reference} as ${stored}, not ${manifest.digest}: it altered the manifest`)
+    await this.client.call(
+      what,
+      'PUT',
+      this.#path('manifests', reference),
+      async (res) => {
+        if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await responseError(res, what)
+        await res.body.dump()
+        const stored = headerValue(res.headers, 'docker-content-digest')
+        if (stored && stored !== manifest.digest) {
+          throw new PromoteError(
+            'DIGEST_MISMATCH',
+            `${this.client.registry} stored ${this.name}:${reference} as ${stored}, not ${manifest.digest}: it altered the manifest`
+          )
+        }
+      },
+      {
+        headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
+        body: () => manifest.bytes
       }
-    }, {
-      headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
-      body: () => manifest.bytes
-    })
+    )
   }
 
   async deleteTag(tag: string): Promise<void> {
@@ -235,28 +255,40 @@ export class RemoteRepository implements Repository {
 
   async referrersFromApi(digest: string): Promise<IndexEntries | undefined> {
     const what = `GET referrers ${this.name}@${digest}`
-    return this.client.call(what, 'GET', `/v2/${this.repository}/referrers/${checkDigestArgument(digest)}`, async (res) => {
-      // 404 is how a registry without the API answers; so do some that have it but know nothing of the digest,
-      // and both mean the same to a reader: look at the fallback tag.
-      if (res.status === 404) {
-        await res.body.dump()
-        return undefined
-      }
-      if (res.status !== 200) throw await responseError(res, what)
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `referrers of ${this.name}@${digest}`)
-      return indexEntries(bytes, `referrers of ${this.name}@${digest}`)
-    }, { headers: { accept: OCI_INDEX } })
+    return this.client.call(
+      what,
+      'GET',
+      `/v2/${this.repository}/referrers/${checkDigestArgument(digest)}`,
+      async (res) => {
+        // 404 is how a registry without the API answers; so do some that have it but know nothing of the digest,
+        // and both mean the same to a reader: look at the fallback tag.
+        if (res.status === 404) {
+          await res.body.dump()
+          return undefined
+        }
+        if (res.status !== 200) throw await responseError(res, what)
+        const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `referrers of ${this.name}@${digest}`)
+        return indexEntries(bytes, `referrers of ${this.name}@${digest}`)
+      },
+      { headers: { accept: OCI_INDEX } }
+    )
   }
 
   async #startUpload(query: string): Promise<{ mounted: true } | { mounted: false; location: URL }> {
     const what = `POST blob upload ${this.name}`
-    return this.client.call(what, 'POST', `/v2/${this.repository}/blobs/uploads/${query}`, async (res) => {
-      await res.body.dump()
-      if (res.status === 201) return { mounted: true as const }
-      const location = headerValue(res.headers, 'location')
-      if (res.status !== 202 || !location) throw await responseError(res, what)
-      return { mounted: false as const, location: new URL(location, this.client.baseUrl) }
-    }, { headers: { 'content-length': '0' } })
+    return this.client.call(
+      what,
+      'POST',
+      `/v2/${this.repository}/blobs/uploads/${query}`,
+      async (res) => {
+        await res.body.dump()
+        if (res.status === 201) return { mounted: true as const }
+        const location = headerValue(res.headers, 'location')
+        if (res.status !== 202 || !location) throw await responseError(res, what)
+        return { mounted: false as const, location: new URL(location, this.client.baseUrl) }
+      },
+      { headers: { 'content-length': '0' } }
+    )
   }
 
   async mountBlob(descriptor: Descriptor, from: Repository): Promise<boolean> {
@@ -274,13 +306,19 @@ export class RemoteRepository implements Repository {
     const url = new URL(started.location)
     url.searchParams.set('digest', descriptor.digest)
     const what = `PUT blob ${this.name}@${descriptor.digest}`
-    await this.client.call(what, 'PUT', url, async (res) => {
-      if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw await responseError(res, what)
-      await res.body.dump()
-    }, {
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
-      body: open,
-      retry: NO_RETRY
-    })
+    await this.client.call(
+      what,
+      'PUT',
+      url,
+      async (res) => {
+        if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw await responseError(res, what)
+        await res.body.dump()
+      },
+      {
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
+        body: open,
+        retry: NO_RETRY
+      }
+    )
   }
 }

@@ -99,10 +99,7 @@ export function redactUrl(url: URL): string {
   return `${url.origin}${url.pathname}`
 }
 
-export function headerValue(
-  headers: HttpResponse['headers'],
-  name: string
-): string | undefined {
+export function headerValue(headers: HttpResponse['headers'], name: string): string | undefined {
   const value = headers[name]
   return Array.isArray(value) ? value[0] : value
 }
@@ -250,9 +247,7 @@ export class Transport {
         throw new PromoteError('REDIRECT_REFUSED', `${untrusted(redactUrl(current.url))} redirected from https to plain http (${untrusted(redactUrl(next))})`)
       }
       if (next.origin !== req.url.origin) {
-        headers = Object.fromEntries(
-          Object.entries(headers).filter(([name]) => !SENSITIVE_HEADERS.includes(name.toLowerCase()))
-        )
+        headers = Object.fromEntries(Object.entries(headers).filter(([name]) => !SENSITIVE_HEADERS.includes(name.toLowerCase())))
       }
       current = { method: current.method, url: next, headers }
     }
@@ -290,8 +285,7 @@ export class Transport {
         },
         {
           ...(this.#signal ? { signal: this.#signal } : {}),
-          onRetry: (error, delay) =>
-            this.#debug(`retrying in ${Math.round(delay)} ms after: ${(error as Error).message}`)
+          onRetry: (error, delay) => this.#debug(`retrying in ${Math.round(delay)} ms after: ${(error as Error).message}`)
         }
       )
     } catch (error) {
@@ -310,11 +304,7 @@ export class Transport {
 }
 
 /** Reads a whole body, refusing more than `maxBytes` (a hostile registry may send an endless one). */
-export async function readLimited(
-  res: Pick<HttpResponse, 'headers' | 'body'>,
-  maxBytes: number,
-  label: string
-): Promise<Buffer> {
+export async function readLimited(res: Pick<HttpResponse, 'headers' | 'body'>, maxBytes: number, label: string): Promise<Buffer> {
   const declared = Number(headerValue(res.headers, 'content-length') ?? NaN)
   if (declared > maxBytes) {
     res.body.destroy()

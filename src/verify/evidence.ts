@@ -1,6 +1,5 @@
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle'
 import type { Attachment } from '../oci/attachments.js'
-import type { Descriptor } from '../oci/manifest.js'
 import { errorMessage } from '../errors.js'
 import { readBlob } from '../oci/referrers.js'
 import type { Repository } from '../oci/repository.js'
@@ -88,7 +87,9 @@ function legacyBatches(repository: Repository, attachment: Attachment, notes: st
     return true
   })
   if (layers.length > MAX_LAYERS_PER_MANIFEST) {
-    notes.push(`${repository.name}:${attachment.reference} lists ${layers.length} distinct signature layers; only the first ${MAX_LAYERS_PER_MANIFEST} were read`)
+    notes.push(
+      `${repository.name}:${attachment.reference} lists ${layers.length} distinct signature layers; only the first ${MAX_LAYERS_PER_MANIFEST} were read`
+    )
     layers = layers.slice(0, MAX_LAYERS_PER_MANIFEST)
   }
   const byDigest = new Map<string, typeof layers>()
@@ -98,7 +99,9 @@ function legacyBatches(repository: Repository, attachment: Attachment, notes: st
   for (const group of byDigest.values()) {
     const descriptor = group[0]!.layer
     if (descriptor.size > budget) {
-      notes.push(`${repository.name}:${attachment.reference}: layers of ${descriptor.digest} and after were not read; one signature manifest may make oci-promote read at most ${MAX_BYTES_PER_MANIFEST} bytes`)
+      notes.push(
+        `${repository.name}:${attachment.reference}: layers of ${descriptor.digest} and after were not read; one signature manifest may make oci-promote read at most ${MAX_BYTES_PER_MANIFEST} bytes`
+      )
       break
     }
     budget -= descriptor.size

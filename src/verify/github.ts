@@ -63,18 +63,26 @@ async function uncompressSnappy(compressed: Buffer): Promise<Buffer> {
  */
 async function fetchBundle(url: URL, dispatcher: Agent): Promise<unknown> {
   // reset: one request per connection, so no idle socket to storage holds the process open at exit.
-  const res = await request(dispatcher, url, { method: 'GET', headers: { accept: 'application/x-snappy, application/json', 'user-agent': 'oci-promote' }, signal: AbortSignal.timeout(BUNDLE_TIMEOUT_MS), reset: true })
+  const res = await request(dispatcher, url, {
+    method: 'GET',
+    headers: { accept: 'application/x-snappy, application/json', 'user-agent': 'oci-promote' },
+    signal: AbortSignal.timeout(BUNDLE_TIMEOUT_MS),
+    reset: true
+  })
   if (res.statusCode !== 200) {
     res.body.destroy()
     throw new Error(`bundle_url answered HTTP ${res.statusCode}`)
   }
   const body = await readLimited(res, MAX_BUNDLE_BYTES, 'the body at bundle_url')
-  const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+  const type = String(res.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase()
   let json: Buffer
   try {
     json = type === 'application/json' ? body : await uncompressSnappy(body)
   } catch (error) {
-    throw new Error(`the body at bundle_url is not a snappy block (${errorMessage(error)})`)
+    throw new Error(`the body at bundle_url is not a snappy block (${errorMessage(error)})`, { cause: error })
   }
   return JSON.parse(json.toString('utf8'))
 }
@@ -136,7 +144,12 @@ export function githubAttestations(source: GithubAttestationSource): (subject: s
       for (let page = 1; ; page++) {
         const response = next
           ? await octokit.request({ method: 'GET', url: next })
-          : await octokit.request('GET /repos/{owner}/{repo}/attestations/{subject_digest}', { owner: owner!, repo: repo!, subject_digest: subject, per_page: PER_PAGE })
+          : await octokit.request('GET /repos/{owner}/{repo}/attestations/{subject_digest}', {
+              owner: owner!,
+              repo: repo!,
+              subject_digest: subject,
+              per_page: PER_PAGE
+            })
         const attestations = (response.data as { attestations?: unknown }).attestations
         if (!Array.isArray(attestations)) return [...batches, problem(subject, `the API answered page ${page} without an attestations list`)]
         for (const attestation of attestations) batches.push(batch(subject, (attestation ?? {}) as Attestation, batches.length + 1))
@@ -144,8 +157,10 @@ export function githubAttestations(source: GithubAttestationSource): (subject: s
         if (!link) break
         const url = new URL(link, api)
         // The Link header is the API's word; the token goes only to the API's own origin.
-        if (url.origin !== api.origin) return [...batches, problem(subject, `the API's next page is on another origin (${untrusted(url.origin)}); not followed with the token`)]
-        if (page === MAX_PAGES) return [...batches, problem(subject, `more than ${MAX_PAGES * PER_PAGE} attestations; only the first ${MAX_PAGES * PER_PAGE} were read`)]
+        if (url.origin !== api.origin)
+          return [...batches, problem(subject, `the API's next page is on another origin (${untrusted(url.origin)}); not followed with the token`)]
+        if (page === MAX_PAGES)
+          return [...batches, problem(subject, `more than ${MAX_PAGES * PER_PAGE} attestations; only the first ${MAX_PAGES * PER_PAGE} were read`)]
         // @octokit/endpoint reads ":name" in a URL as a parameter to fill in; the digest's colon must stay a colon.
         url.pathname = url.pathname.replace(/:/g, '%3A')
         next = url.href

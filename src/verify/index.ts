@@ -50,12 +50,16 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
     const outcomes = (
       await Promise.all(
         batches.map((batch) =>
-          (batch.bytes > LARGE_EVIDENCE_BYTES ? large : small)(async () => Promise.allSettled((await batch.read()).map((evidence) => input.verifier.verify(evidence, manifest))))
+          (batch.bytes > LARGE_EVIDENCE_BYTES ? large : small)(async () =>
+            Promise.allSettled((await batch.read()).map((evidence) => input.verifier.verify(evidence, manifest)))
+          )
         )
       )
     ).flat()
     const passed = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []))
-    const reasons = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason instanceof NotVerified ? `${o.reason.source}: ${o.reason.message}` : untrusted(String(o.reason))] : []))
+    const reasons = outcomes.flatMap((o) =>
+      o.status === 'rejected' ? [o.reason instanceof NotVerified ? `${o.reason.source}: ${o.reason.message}` : untrusted(String(o.reason))] : []
+    )
     verified.push(...passed)
     if (outcomes.length === 0) {
       failures.push(`${input.repository.name}@${subject}: no signature or attestation found (looked at ${looked(input, subject)})`)
@@ -66,12 +70,17 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
   const wanted = input.verifier.policy.attestationType
   if (failures.length === 0 && wanted && !verified.some((v) => v.subject === input.root.digest && v.predicateType === wanted)) {
     const types = [...new Set(verified.filter((v) => v.predicateType).map((v) => untrusted(v.predicateType)))]
-    failures.push(`${input.repository.name}@${input.root.digest}: no verified attestation of type ${wanted}${types.length ? ` (verified types: ${types.join(', ')})` : ''}`)
+    failures.push(
+      `${input.repository.name}@${input.root.digest}: no verified attestation of type ${wanted}${types.length ? ` (verified types: ${types.join(', ')})` : ''}`
+    )
   }
   if (failures.length > 0) {
     const notes = [...input.attachments.notes, ...fromAttachments.notes]
     const listed = notes.length ? `\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}` : ''
-    throw new PromoteError('SIGNATURE_NOT_VERIFIED', `signature policy not satisfied (${input.verifier.describePolicy()}); nothing was promoted.\n${failures.join('\n')}${listed}`)
+    throw new PromoteError(
+      'SIGNATURE_NOT_VERIFIED',
+      `signature policy not satisfied (${input.verifier.describePolicy()}); nothing was promoted.\n${failures.join('\n')}${listed}`
+    )
   }
   return verified
 }
@@ -94,7 +103,13 @@ export class ImageVerifier {
  * `verify-bundle` checks it: the bundle's message digest or statement subject
  * must be the artifact's sha256, under the policy and trust given.
  */
-export async function verifyArtifactBundle(input: { readonly bundle: unknown; readonly artifact?: Buffer; readonly digest?: string; readonly policy: SignaturePolicy; readonly trust: TrustOptions }): Promise<VerifiedSignature> {
+export async function verifyArtifactBundle(input: {
+  readonly bundle: unknown
+  readonly artifact?: Buffer
+  readonly digest?: string
+  readonly policy: SignaturePolicy
+  readonly trust: TrustOptions
+}): Promise<VerifiedSignature> {
   const subject = input.artifact ? sha256Digest(input.artifact) : input.digest
   if (!subject) throw new PromoteError('INPUT_INVALID', 'verify-bundle needs the artifact or its sha256 digest')
   const [evidence] = evidenceFromBundles('sigstore-bundle', subject, 'bundle', [input.bundle])

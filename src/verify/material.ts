@@ -19,7 +19,12 @@ const IDENTITY_NAME_TAGS = [0, 1, 2, 6]
 /** The leaf certificate of a keyless bundle; undefined for a key-signed one. */
 export function leafCertificate(bundle: Bundle): X509Certificate | undefined {
   const content = bundle.verificationMaterial.content
-  const der = content.$case === 'certificate' ? content.certificate.rawBytes : content.$case === 'x509CertificateChain' ? content.x509CertificateChain.certificates[0]?.rawBytes : undefined
+  const der =
+    content.$case === 'certificate'
+      ? content.certificate.rawBytes
+      : content.$case === 'x509CertificateChain'
+        ? content.x509CertificateChain.certificates[0]?.rawBytes
+        : undefined
   return der ? X509Certificate.parse(Buffer.from(der)) : undefined
 }
 
@@ -33,7 +38,10 @@ function showBytes(bytes: Buffer): string {
 }
 
 function requirePrintable(bytes: Buffer, what: string): void {
-  if (!isPrintableAscii(bytes)) throw new Error(`its certificate's ${what} is not plain printable ASCII: "${showBytes(bytes)}"; refused before matching, since a lossy decoding could make it look like a trusted one`)
+  if (!isPrintableAscii(bytes))
+    throw new Error(
+      `its certificate's ${what} is not plain printable ASCII: "${showBytes(bytes)}"; refused before matching, since a lossy decoding could make it look like a trusted one`
+    )
 }
 
 /**
@@ -72,7 +80,9 @@ export function checkChainHasNoRoot(bundle: Bundle, root: TrustedRoot): void {
     const certificate = X509Certificate.parse(der)
     const selfSigned = certificate.subject.equals(certificate.issuer) && certificate.verify()
     if (selfSigned || trustedRoots.some((r) => r.equals(der))) {
-      throw new Error(`its certificate chain includes a root certificate (entry ${i + 1}); a bundle may carry the leaf and intermediates only, the root comes from the trusted root`)
+      throw new Error(
+        `its certificate chain includes a root certificate (entry ${i + 1}); a bundle may carry the leaf and intermediates only, the root comes from the trusted root`
+      )
     }
   })
 }
@@ -95,26 +105,33 @@ function fromBase64(value: unknown): Buffer | undefined {
   return typeof value === 'string' && value !== '' ? Buffer.from(value, 'base64') : undefined
 }
 
-interface RekorV2Verifier {
-  publicKey?: { rawBytes?: string }
-  x509Certificate?: { rawBytes?: string }
+/** The value at a path of keys in parsed JSON, or undefined wherever the path does not hold. */
+function at(value: unknown, ...path: string[]): unknown {
+  let current = value
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null) return undefined
+    current = (current as Record<string, unknown>)[key]
+  }
+  return current
 }
+
+const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : [])
+
+/** A Rekor v2 verifier: an X.509 certificate or a public key, DER in base64. */
+const v2Verifier = (verifier: unknown): unknown => at(verifier, 'x509Certificate', 'rawBytes') ?? at(verifier, 'publicKey', 'rawBytes')
 
 /** Every key a Rekor entry body says verified the signature (hashedrekord, dsse and intoto; Rekor v1 and v2). */
 export function keysInLogBody(body: Buffer): KeyObject[] {
-  const entry = JSON.parse(body.toString('utf8')) as { kind?: string; apiVersion?: string; spec?: Record<string, unknown> }
   // The body was checked against the signature by @sigstore/verify; here only the key fields are read, each optional.
-  const spec = (entry.spec ?? {}) as Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
-  const v2 = (verifier: RekorV2Verifier | undefined): unknown => verifier?.x509Certificate?.rawBytes ?? verifier?.publicKey?.rawBytes
+  const entry: unknown = JSON.parse(body.toString('utf8'))
+  const kind = at(entry, 'kind')
+  const spec = at(entry, 'spec')
   const named: unknown[] = []
-  if (spec['hashedRekordV002']) named.push(v2(spec['hashedRekordV002']?.signature?.verifier))
-  else if (spec['dsseV002']) for (const s of spec['dsseV002']?.signatures ?? []) named.push(v2(s?.verifier))
-  else if (entry.kind === 'hashedrekord') named.push(spec['signature']?.publicKey?.content)
-  else if (entry.kind === 'dsse') for (const s of spec['signatures'] ?? []) named.push(s?.verifier)
-  else if (entry.kind === 'intoto') {
-    named.push(spec['publicKey'])
-    for (const s of spec['content']?.envelope?.signatures ?? []) named.push(s?.publicKey)
-  }
+  if (at(spec, 'hashedRekordV002')) named.push(v2Verifier(at(spec, 'hashedRekordV002', 'signature', 'verifier')))
+  else if (at(spec, 'dsseV002')) named.push(...list(at(spec, 'dsseV002', 'signatures')).map((s) => v2Verifier(at(s, 'verifier'))))
+  else if (kind === 'hashedrekord') named.push(at(spec, 'signature', 'publicKey', 'content'))
+  else if (kind === 'dsse') named.push(...list(at(spec, 'signatures')).map((s) => at(s, 'verifier')))
+  else if (kind === 'intoto') named.push(at(spec, 'publicKey'), ...list(at(spec, 'content', 'envelope', 'signatures')).map((s) => at(s, 'publicKey')))
   return named.flatMap((value) => {
     const bytes = fromBase64(value)
     const key = bytes && publicKeyOf(bytes)

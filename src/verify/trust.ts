@@ -41,7 +41,10 @@ function requireValidityStarts(json: unknown): void {
     ...(root.certificateAuthorities ?? []).map((c, i) => [`certificateAuthorities[${i}]`, c?.validFor?.start] as const),
     ...(root.timestampAuthorities ?? []).map((c, i) => [`timestampAuthorities[${i}]`, c?.validFor?.start] as const)
   ].filter(([, start]) => typeof start !== 'string' || start === '')
-  if (missing.length) throw new Error(`${missing.map(([where]) => where).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no validFor.start; every authority must say from when it is trusted`)
+  if (missing.length)
+    throw new Error(
+      `${missing.map(([where]) => where).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no validFor.start; every authority must say from when it is trusted`
+    )
 }
 
 /** Loads the trusted root once, and only if a signature needs it (key-only runs without a log need none). */
@@ -76,7 +79,8 @@ export class TrustRoot {
     try {
       requireValidityStarts(json)
       const root = TrustedRoot.fromJSON(json)
-      if (root.certificateAuthorities.length + root.tlogs.length + root.timestampAuthorities.length === 0) throw new Error('it lists no certificate authority, transparency log or timestamp authority')
+      if (root.certificateAuthorities.length + root.tlogs.length + root.timestampAuthorities.length === 0)
+        throw new Error('it lists no certificate authority, transparency log or timestamp authority')
       return root
     } catch (error) {
       throw new PromoteError('INPUT_INVALID', `input "trusted-root": ${path} is not a usable Sigstore trusted root: ${errorMessage(error)}`, { cause: error })
@@ -92,7 +96,11 @@ export class TrustRoot {
         timeout: 10_000
       })
     } catch (error) {
-      throw new PromoteError('NETWORK', `could not refresh the Sigstore public-good trusted root over TUF (${errorMessage(error)}). On runners without access to tuf-repo-cdn.sigstore.dev, pass a trusted_root.json with the trusted-root input`, { cause: error })
+      throw new PromoteError(
+        'NETWORK',
+        `could not refresh the Sigstore public-good trusted root over TUF (${errorMessage(error)}). On runners without access to tuf-repo-cdn.sigstore.dev, pass a trusted_root.json with the trusted-root input`,
+        { cause: error }
+      )
     }
   }
 }

@@ -32,7 +32,10 @@ export interface VerifiedSignature {
 
 /** Why one piece of evidence did not verify: one line, its hostile parts already escaped. */
 export class NotVerified extends Error {
-  constructor(readonly source: string, reason: string) {
+  constructor(
+    readonly source: string,
+    reason: string
+  ) {
     super(untrusted(reason, 2048))
     this.name = 'NotVerified'
   }
@@ -68,16 +71,28 @@ function checkBinding(evidence: Evidence, bundle: Bundle, predicateTypes: Signat
   if (bundle.content.$case === 'dsseEnvelope') {
     const envelope = bundle.content.dsseEnvelope
     if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) throw new Error(`its DSSE payload is ${envelope.payloadType}, not an in-toto statement`)
-    const statement = JSON.parse(envelope.payload.toString('utf8')) as { subject?: { digest?: Record<string, string> }[]; predicateType?: unknown; predicate?: unknown }
+    const statement = JSON.parse(envelope.payload.toString('utf8')) as {
+      subject?: { digest?: Record<string, string> }[]
+      predicateType?: unknown
+      predicate?: unknown
+    }
     const subjects = Array.isArray(statement.subject) ? statement.subject : []
     const named = subjects.some((s) => s?.digest?.['sha256']?.toLowerCase?.() === hex)
     if (!named) {
-      const others = subjects.map((s) => Object.entries(s?.digest ?? {}).map(([a, d]) => `${a}:${String(d)}`).join(',')).join('; ')
+      const others = subjects
+        .map((s) =>
+          Object.entries(s?.digest ?? {})
+            .map(([a, d]) => `${a}:${String(d)}`)
+            .join(',')
+        )
+        .join('; ')
       throw new Error(`its statement is about ${others || 'nothing'}, not ${evidence.subject}`)
     }
     const predicateType = typeof statement.predicateType === 'string' ? statement.predicateType : undefined
     if (predicateTypes !== 'any' && (!predicateType || !predicateTypes.includes(predicateType))) {
-      throw new Error(`it is an attestation of type ${predicateType ?? '(none)'}, which this policy does not take as a signature of the image (accepted: ${predicateTypes.join(', ')})`)
+      throw new Error(
+        `it is an attestation of type ${predicateType ?? '(none)'}, which this policy does not take as a signature of the image (accepted: ${predicateTypes.join(', ')})`
+      )
     }
     // A predicate is kept for what reads it later (promotion records); a large one is dropped once checked.
     return { ...(predicateType ? { predicateType } : {}), ...(envelope.payload.length <= MAX_KEPT_STATEMENT_BYTES ? { predicate: statement.predicate } : {}) }
@@ -85,9 +100,10 @@ function checkBinding(evidence: Evidence, bundle: Bundle, predicateTypes: Signat
   if (evidence.format === 'cosign-signature') {
     const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: unknown; image?: Record<string, unknown> } }
     const type = simple.critical?.type
-    if (typeof type !== 'string' || type.toLowerCase() !== SIMPLE_SIGNING_TYPE) throw new Error(`its payload type is ${String(type ?? 'missing')}, not "${SIMPLE_SIGNING_TYPE}"`)
+    if (typeof type !== 'string' || type.toLowerCase() !== SIMPLE_SIGNING_TYPE)
+      throw new Error(`its payload type is ${type === undefined ? 'missing' : JSON.stringify(type)}, not "${SIMPLE_SIGNING_TYPE}"`)
     const signed = simple.critical?.image?.['docker-manifest-digest']
-    if (signed !== evidence.subject) throw new Error(`it signs ${String(signed ?? 'no digest')}, not ${evidence.subject}`)
+    if (signed !== evidence.subject) throw new Error(`it signs ${typeof signed === 'string' ? signed : 'no digest'}, not ${evidence.subject}`)
   }
   return {}
 }
@@ -190,7 +206,14 @@ export class SignatureVerifier {
       // Checked after the signature, so a forged signature is reported as such first.
       const binding = checkBinding(evidence, bundle, this.policy.predicateTypes)
       const logIndex = verifiedLogIndex(bundle)
-      return { format: evidence.format, subject: evidence.subject, source: evidence.source, ...identity, ...binding, ...(logIndex !== undefined ? { logIndex } : {}) }
+      return {
+        format: evidence.format,
+        subject: evidence.subject,
+        source: evidence.source,
+        ...identity,
+        ...binding,
+        ...(logIndex !== undefined ? { logIndex } : {})
+      }
     } catch (error) {
       throw new NotVerified(evidence.source, describeFailure(error))
     }
