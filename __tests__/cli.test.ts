@@ -68,6 +68,25 @@ describe('oci-promote promote|plan|verify', () => {
     expect(JSON.parse(verified.stdout).promoted.map((p: { status: string }) => p.status)).toEqual(['verified', 'verified'])
   })
 
+  it('draws a progress line when it runs on a terminal (util-linux script gives it one), and none in a pipe', async () => {
+    const image = buildImage({ layerSizes: [64 * 1024, 32 * 1024] })
+    await pushImage(registry.url, 'cli/tty', 'build', image)
+    const other = await startRegistry()
+    try {
+      const args = ['promote', `${registry.host}/cli/tty:build`, '--to', `${other.host}/cli/tty:prod`, '--no-verify-signature']
+      const quoted = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ')
+      const tty = await runProcess('script', ['-qec', `DOCKER_CONFIG=/nonexistent-oci-promote-cli ${quoted}`, '/dev/null'])
+      expect(tty.exitCode).toBe(0)
+      expect(tty.stdout).toContain(`\r\x1b[2Kcopying to ${other.host}/cli/tty: 3/3 blobs`)
+      expect(tty.stdout).toContain('"status": "created"')
+      const piped = await cli('promote', `${registry.host}/cli/tty:build`, '--to', `${other.host}/cli/tty:staging`, '--no-verify-signature')
+      expect(piped.exitCode).toBe(0)
+      expect(piped.stderr).not.toContain('copying to')
+    } finally {
+      await other.stop()
+    }
+  })
+
   it('exits 1 when the gate refuses, writing nothing, and 2 on bad usage or input', async () => {
     const image = buildImage()
     await pushImage(registry.url, 'cli/unsigned', 'build', image)

@@ -149,6 +149,24 @@ describe('another registry', () => {
   })
 })
 
+describe('progress', () => {
+  it('is told after each blob lands, up to every blob and byte of the image, per destination repository', async () => {
+    const image = buildMultiArch(2)
+    await pushImage(primary.url, 'app/progress', 'build', image)
+    const seen: { repository: string; blobsDone: number; blobs: number; bytesDone: number; bytes: number }[] = []
+    const harness = createHarness({ deps: { progress: (p) => seen.push(p) } })
+    try {
+      await harness.run({ source: `${primary.host}/app/progress:build`, to: [`${secondary.host}/app/progress:prod`] })
+    } finally {
+      await harness.close()
+    }
+    const blobs = new Map(image.children.flatMap((c) => c.blobs).map((b) => [b.digest, b.size]))
+    const bytes = [...blobs.values()].reduce((n, s) => n + s, 0)
+    expect(seen.map((p) => p.blobsDone)).toEqual([...Array(blobs.size).keys()].map((i) => i + 1))
+    expect(seen.at(-1)).toEqual({ repository: `${secondary.host}/app/progress`, blobsDone: blobs.size, blobs: blobs.size, bytesDone: bytes, bytes })
+  })
+})
+
 describe('OCI image layouts', () => {
   it('promotes from a layout into a registry and back out into another layout, same digest', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'oci-promote-layout-'))

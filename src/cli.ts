@@ -4,6 +4,7 @@
 // to stdout as JSON, the log to stderr.
 import { readFile } from 'node:fs/promises'
 import { createPublicKey } from 'node:crypto'
+import type { CopyProgress } from './copy.js'
 import { PromoteError, errorMessage, failureMessage } from './errors.js'
 import { getInputs, type InputSource } from './inputs.js'
 import { SHA256_DIGEST, sha256Digest } from './oci/digest.js'
@@ -146,12 +147,34 @@ async function promoteCommand(parsed: Parsed): Promise<number> {
     secret: () => {}
   }
   const inputs = getInputs(source)
-  const log = { info: stderr, debug: parsed.debug ? (m: string) => stderr(`debug: ${m}`) : () => {} }
-  const { result } = await runPromotion(inputs, { log, onSecret: () => {}, env: process.env })
+  const progress = process.stdout.isTTY && process.stderr.isTTY ? progressLine() : undefined
+  const say = (line: string): void => {
+    progress?.clear()
+    stderr(line)
+  }
+  const log = { info: say, debug: parsed.debug ? (m: string) => say(`debug: ${m}`) : () => {} }
+  const { result } = await runPromotion(inputs, { log, onSecret: () => {}, env: process.env, ...(progress ? { progress: progress.draw } : {}) })
+  progress?.clear()
   for (const line of resultLines(result)) stderr(line)
   for (const note of result.notes) stderr(`note: ${note}`)
   printJson(outputsOf(result))
   return EXIT.ok
+}
+
+/** One line on a terminal, redrawn as blobs land: "copying to host/repo: 3/8 blobs, 120.5/512.0 MiB". */
+function progressLine(): { draw: (p: CopyProgress) => void; clear: () => void } {
+  let shown = false
+  const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1)
+  return {
+    draw: (p) => {
+      process.stderr.write(`\r\x1b[2Kcopying to ${untrusted(p.repository)}: ${p.blobsDone}/${p.blobs} blobs, ${mib(p.bytesDone)}/${mib(p.bytes)} MiB`)
+      shown = true
+    },
+    clear: () => {
+      if (shown) process.stderr.write('\r\x1b[2K')
+      shown = false
+    }
+  }
 }
 
 function single(parsed: Parsed, name: string): string | undefined {

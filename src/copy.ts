@@ -16,10 +16,20 @@ export function emptyStats(): CopyStats {
   return { blobsUploaded: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0, manifestsWritten: 0 }
 }
 
+/** How far one repository's copy has come, after each blob: for a progress line on a terminal. */
+export interface CopyProgress {
+  readonly repository: string
+  readonly blobsDone: number
+  readonly blobs: number
+  readonly bytesDone: number
+  readonly bytes: number
+}
+
 export interface CopyOptions {
   readonly limit: LimitFunction
   readonly retry: RetryPolicy
   readonly signal?: AbortSignal
+  readonly progress?: (progress: CopyProgress) => void
 }
 
 async function copyBlob(blob: Descriptor, from: Repository, to: Repository, options: CopyOptions, stats: CopyStats): Promise<void> {
@@ -47,7 +57,17 @@ async function copyBlob(blob: Descriptor, from: Repository, to: Repository, opti
  */
 export async function copyImageContent(graph: ImageGraph, from: Repository, to: Repository, options: CopyOptions): Promise<CopyStats> {
   const stats = emptyStats()
-  await Promise.all(graph.blobs.map((blob) => options.limit(() => copyBlob(blob, from, to, options, stats))))
+  const total = { repository: to.name, blobsDone: 0, blobs: graph.blobs.length, bytesDone: 0, bytes: graph.blobs.reduce((n, b) => n + b.size, 0) }
+  await Promise.all(
+    graph.blobs.map((blob) =>
+      options.limit(async () => {
+        await copyBlob(blob, from, to, options, stats)
+        total.blobsDone++
+        total.bytesDone += blob.size
+        options.progress?.({ ...total })
+      })
+    )
+  )
   await Promise.all(
     graph.children.map((child) =>
       options.limit(async () => {

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit'
 import { copyAttachments } from './carry.js'
 import { findAttachments } from './oci/attachments.js'
-import { copyImageContent, emptyStats, type CopyStats } from './copy.js'
+import { copyImageContent, emptyStats, type CopyProgress, type CopyStats } from './copy.js'
 import { PromoteError, errorMessage } from './errors.js'
 import { checkPromotionGate } from './gates.js'
 import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph } from './image.js'
@@ -82,6 +82,8 @@ export interface PromoteDependencies {
   readonly repository: (ref: Reference) => Repository
   /** Called once with every repository and the access it needs, before any request. */
   readonly declareAccess?: (ref: Reference, action: 'pull' | 'push') => void
+  /** Told after each blob of the image's content lands at a destination (a terminal's progress line). */
+  readonly progress?: (progress: CopyProgress) => void
   /** Rejects a destination known to be unwritable (where the store can tell), before any write. */
   readonly checkWriteAccess?: (ref: Reference) => Promise<void>
   readonly log?: Logger
@@ -255,7 +257,8 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const checkWriteAccess = deps.checkWriteAccess
   if (checkWriteAccess) await Promise.all(pending.map((d) => checkWriteAccess(d.ref)))
   const options = { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) }
-  const copied = await copyContent(pending, source, graph, options)
+  const contentOptions = { ...options, ...(deps.progress ? { progress: deps.progress } : {}) }
+  const copied = await copyContent(pending, source, graph, contentOptions)
   let attachmentsCopied = 0
   if (copySignatures) {
     for (const target of distinctRepositories(carried)) {
@@ -356,7 +359,7 @@ function verifyDestinations(destinations: readonly Destination[], digest: string
   return destinations.map((d) => result(d, digest, 'verified'))
 }
 
-type WriteOptions = { limit: ReturnType<typeof pLimit>; retry: RetryPolicy; signal?: AbortSignal; log: Logger }
+type WriteOptions = { limit: ReturnType<typeof pLimit>; retry: RetryPolicy; signal?: AbortSignal; log: Logger; progress?: (progress: CopyProgress) => void }
 
 /** Content first, once per destination repository, for every destination... */
 async function copyContent(pending: readonly Destination[], source: Repository, graph: ImageGraph, options: WriteOptions): Promise<CopyStats> {

@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Inputs } from './inputs.js'
+import type { CopyProgress } from './copy.js'
 import { DockerCredentials } from './oci/credentials.js'
 import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
@@ -21,6 +22,8 @@ export interface RunContext {
   readonly onSecret: (secret: string) => void
   /** GITHUB_* of a workflow run (records, attestations, ghcr.io), RUNNER_TEMP; process.env in practice. */
   readonly env: Readonly<Record<string, string | undefined>>
+  /** Told after each blob lands at a destination; the CLI draws a progress line on a terminal. */
+  readonly progress?: (progress: CopyProgress) => void
 }
 
 export interface RunOutcome {
@@ -108,6 +111,7 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
     }
     const deps = storeDependencies(stores, {
       log,
+      ...(context.progress ? { progress: context.progress } : {}),
       retry: transport.retryPolicy,
       signal: deadline,
       ...(verifier ? { verifier } : {}),

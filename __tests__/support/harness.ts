@@ -59,7 +59,7 @@ export interface HarnessOptions {
   verifier?: SignatureVerifier
   externalEvidence?: (subject: string) => Promise<EvidenceBatch[]>
   /** Promotion gates and records, passed through as they are. */
-  deps?: Pick<PromoteDependencies, 'gate' | 'record'>
+  deps?: Pick<PromoteDependencies, 'gate' | 'record' | 'progress'>
 }
 
 export function createHarness(options: HarnessOptions = {}): Harness {
