@@ -237,3 +237,34 @@ describe('redirects', () => {
     }
   })
 })
+
+describe("the registry's own words", () => {
+  it('are kept when a push is refused, and NAME_UNKNOWN says which repository to create first (as Amazon ECR answers)', async () => {
+    const image = buildImage()
+    const source = await fake(serveImage(image, { repository: 'src/app', tag: 'build' }))
+    // ECR refuses an upload to a repository that does not exist with 404 and this body, in its own words.
+    const ecr = await fake((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://x').pathname
+      if (path === '/v2/') return void res.writeHead(200).end('{}')
+      if (req.method === 'HEAD' || req.method === 'GET') return void res.writeHead(404, { 'content-type': 'application/json' }).end()
+      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end(
+        JSON.stringify({
+          errors: [{ code: 'NAME_UNKNOWN', message: "The repository with name 'missing/app' does not exist in the registry with id '123456789012'" }]
+        })
+      )
+    })
+    const h = createHarness()
+    try {
+      const error = (await h.run({ source: `${source.host}/src/app:build`, to: [`${ecr.host}/missing/app:prod`] }).catch((e: unknown) => e)) as Error & {
+        code: string
+      }
+      expect(error.code).toBe('REGISTRY_ERROR')
+      expect(error.message).toContain(
+        `POST blob upload ${ecr.host}/missing/app: HTTP 404 (NAME_UNKNOWN: The repository with name 'missing/app' does not exist in the registry with id '123456789012')`
+      )
+      expect(error.message).toContain(`The repository missing/app does not exist in ${ecr.host}: create it first`)
+    } finally {
+      await h.close()
+    }
+  })
+})

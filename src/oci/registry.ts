@@ -22,20 +22,31 @@ interface CallOptions {
  * Turns an error response into a PromoteError carrying the OCI error codes the
  * registry sent (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes).
  */
-export async function responseError(res: HttpResponse, what: string): Promise<PromoteError> {
+export async function responseError(res: HttpResponse, what: string, hints: { readonly nameUnknown?: string } = {}): Promise<PromoteError> {
+  const { said, codes } = await registrySays(res)
+  const transient = res.status === 408 || res.status === 429 || res.status >= 500
+  // NAME_UNKNOWN on a push: registries such as ECR do not create repositories on first push.
+  const hint = hints.nameUnknown && codes.includes('NAME_UNKNOWN') ? `. ${hints.nameUnknown}` : ''
+  return new PromoteError('REGISTRY_ERROR', `${what}: ${said}${hint}`, { transient })
+}
+
+/** "HTTP 404 (NAME_UNKNOWN: …)": the status and the OCI error codes and messages of a refusal's body, escaped. */
+async function registrySays(res: HttpResponse): Promise<{ said: string; codes: unknown[] }> {
   let detail = ''
+  let codes: unknown[] = []
   try {
     const body = await readLimited(res, MAX_ERROR_BODY_BYTES, 'error body')
-    const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] }
-    detail = (parsed.errors ?? [])
-      .map((e) => [e.code, e.message].filter(Boolean).join(': '))
+    const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }
+    const errors = Array.isArray(parsed.errors) ? parsed.errors : []
+    codes = errors.map((e) => e?.code)
+    detail = errors
+      .map((e) => [e?.code, e?.message].filter((part) => typeof part === 'string' && part !== '').join(': '))
       .filter(Boolean)
       .join('; ')
   } catch {
     res.body.destroy()
   }
-  const transient = res.status === 408 || res.status === 429 || res.status >= 500
-  return new PromoteError('REGISTRY_ERROR', `${what}: HTTP ${res.status}${detail ? ` (${untrusted(detail)})` : ''}`, { transient })
+  return { said: `HTTP ${res.status}${detail ? ` (${untrusted(detail)})` : ''}`, codes }
 }
 
 export interface RegistryClientOptions {
@@ -222,12 +233,12 @@ export class RemoteRepository implements Repository {
   async deleteTag(tag: string): Promise<void> {
     const what = `DELETE tag ${this.name}:${tag}`
     await this.client.call(what, 'DELETE', this.#path('manifests', tag), async (res) => {
-      await res.body.dump()
       // Distribution 2.8 and others delete manifests by digest only; say so rather than fake it.
       if (res.status === 405 || res.status === 400 || res.status === 404) {
-        throw new PromoteError('REGISTRY_ERROR', `${this.client.registry} does not delete tags (HTTP ${res.status})`)
+        throw new PromoteError('REGISTRY_ERROR', `${this.client.registry} does not delete tags (${(await registrySays(res)).said})`)
       }
       if (res.status !== 202 && res.status !== 200) throw await responseError(res, what)
+      await res.body.dump()
     })
   }
 
@@ -281,11 +292,16 @@ export class RemoteRepository implements Repository {
       'POST',
       `/v2/${this.repository}/blobs/uploads/${query}`,
       async (res) => {
+        const location = headerValue(res.headers, 'location')
+        // The registry's own words are in the body of a refusal: read them before anything discards it.
+        if (res.status !== 201 && (res.status !== 202 || !location)) {
+          throw await responseError(res, what, {
+            nameUnknown: `The repository ${this.repository} does not exist in ${this.client.registry}: create it first (registries such as Amazon ECR do not create repositories on push)`
+          })
+        }
         await res.body.dump()
         if (res.status === 201) return { mounted: true as const }
-        const location = headerValue(res.headers, 'location')
-        if (res.status !== 202 || !location) throw await responseError(res, what)
-        return { mounted: false as const, location: new URL(location, this.client.baseUrl) }
+        return { mounted: false as const, location: new URL(location!, this.client.baseUrl) }
       },
       { headers: { 'content-length': '0' } }
     )
