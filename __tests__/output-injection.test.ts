@@ -55,6 +55,17 @@ function expectNoInjection(run: ActionRun): void {
   }
 }
 
+/** dist/index.js promoting `repo:build` to prod, gated on a staging record signed by `promotionKey`. */
+function promoteGatedOnStaging(repo: string, promotionKey: string): ReturnType<typeof runAction> {
+  return runAction({
+    image: `${registry.host}/${repo}:build`,
+    to: 'prod',
+    'verify-signature': 'false',
+    'require-environment': 'staging',
+    'promotion-public-key': promotionKey
+  })
+}
+
 describe('the escaping helpers', () => {
   it('make hostile text one visible line with no command in it', () => {
     const shown = untrusted(HOSTILE)
@@ -79,13 +90,7 @@ describe('hostile text in every field that reaches output', () => {
     const key = await keyPairSigner()
     const bundle = dsseBundle(key, inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1'))
     await pushBundleReferrer(registry.url, 'inject/gate', image, bundle, 'https://oci-promote.dev/promotion/v1', HOSTILE)
-    const run = await runAction({
-      image: `${registry.host}/inject/gate:build`,
-      to: 'prod',
-      'verify-signature': 'false',
-      'require-environment': 'staging',
-      'promotion-public-key': key.publicKeyPem
-    })
+    const run = await promoteGatedOnStaging('inject/gate', key.publicKeyPem)
     expect(run.exitCode).toBe(1)
     expect(run.stdout).toContain('its layer is x\\n:\\x3anotice:\\x3aINJECTED')
     expectNoInjection(run)
@@ -145,13 +150,7 @@ describe('hostile text in every field that reaches output', () => {
       dsseBundle(key, Buffer.from(JSON.stringify(statement))),
       'https://oci-promote.dev/promotion/v1'
     )
-    const run = await runAction({
-      image: `${registry.host}/inject/record:build`,
-      to: 'prod',
-      'verify-signature': 'false',
-      'require-environment': 'staging',
-      'promotion-public-key': key.publicKeyPem
-    })
+    const run = await promoteGatedOnStaging('inject/record', key.publicKeyPem)
     expect(run.exitCode).toBe(0)
     expect(run.summary).toContain('→ promoted to <code>staging</code> by x&#92;n:&#92;x3anotice')
     expectNoInjection(run)

@@ -337,20 +337,9 @@ describe('every negative case fails closed, with a clear message and no write', 
 
   it('an attestation that is not a signature of the image: a promotion record or an SBOM signed by the trusted identity', async () => {
     const { repo, image } = await seed()
-    await pushBundleReferrer(
-      primary.url,
-      repo,
-      image,
-      dsseBundle(keyless, inTotoStatement(image.digest, 'https://oci-promote.dev/promotion/v1'), rekor),
-      'https://oci-promote.dev/promotion/v1'
-    )
-    await pushBundleReferrer(
-      primary.url,
-      repo,
-      image,
-      dsseBundle(keyless, inTotoStatement(image.digest, 'https://spdx.dev/Document'), rekor),
-      'https://spdx.dev/Document'
-    )
+    for (const type of ['https://oci-promote.dev/promotion/v1', 'https://spdx.dev/Document']) {
+      await pushBundleReferrer(primary.url, repo, image, dsseBundle(keyless, inTotoStatement(image.digest, type), rekor), type)
+    }
     await expectRefused(
       repo,
       byIdentity(),
