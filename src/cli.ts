@@ -153,9 +153,10 @@ async function promoteCommand(parsed: Parsed): Promise<number> {
     stderr(line)
   }
   const log = { info: say, debug: parsed.debug ? (m: string) => say(`debug: ${m}`) : () => {} }
-  const { result } = await runPromotion(inputs, { log, onSecret: () => {}, env: process.env, ...(progress ? { progress: progress.draw } : {}) })
+  const outcome = await runPromotion(inputs, { log, onSecret: () => {}, env: process.env, ...(progress ? { progress: progress.draw } : {}) })
+  const { result } = outcome
   progress?.clear()
-  for (const line of resultLines(result)) stderr(line)
+  for (const line of resultLines(outcome)) stderr(line)
   for (const note of result.notes) stderr(`note: ${note}`)
   printJson(outputsOf(result))
   return EXIT.ok

@@ -60,13 +60,14 @@ async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
 export async function run(): Promise<void> {
   try {
     const inputs = getInputs()
-    const { result, signaturesChecked } = await runPromotion(inputs, { log, onSecret: (secret) => core.setSecret(secret), env: process.env })
+    const outcome = await runPromotion(inputs, { log, onSecret: (secret) => core.setSecret(secret), env: process.env })
+    const { result } = outcome
     setOutputs(result)
     if (inputs.githubDeployment && result.mode === 'promote') await deploy(inputs, result)
-    for (const line of resultLines(result)) log.info(line)
+    for (const line of resultLines(outcome)) log.info(line)
     for (const note of result.notes) log.warning(note)
     if (inputs.showSummary) {
-      await core.summary.addRaw(renderSummary(result, { signaturesChecked })).write()
+      await core.summary.addRaw(renderSummary(result, { signaturesChecked: outcome.signaturesChecked, usage: outcome.usage })).write()
     }
   } catch (error) {
     log.fail(failureMessage(error))

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { Inputs } from './inputs.js'
 import type { CopyProgress } from './copy.js'
 import { DockerCredentials } from './oci/credentials.js'
+import { usageLine, type RegistryUsage } from './oci/registry.js'
 import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
 import { promote, type Logger, type PromoteDependencies, type PromotionResult } from './promote.js'
@@ -30,6 +31,8 @@ export interface RunOutcome {
   readonly result: PromotionResult
   /** False when verify-signature was off. */
   readonly signaturesChecked: boolean
+  /** Manifest pulls per registry (Docker Hub rate-limits them) and the rate limit each last reported. */
+  readonly usage: readonly RegistryUsage[]
 }
 
 /** Sigstore is loaded only when a policy needs it: it is most of the bundle's start-up cost. */
@@ -132,7 +135,7 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
       inputs.mode === 'rollback'
         ? await rollback({ ...request, environment: inputs.promotion.environment! }, { ...deps, recordVerifier: recordVerifier! })
         : await promote({ ...request, source: inputs.image, mode: inputs.mode, ...(inputs.digest ? { expectedDigest: inputs.digest } : {}) }, deps)
-    return { result, signaturesChecked: verifier !== undefined }
+    return { result, signaturesChecked: verifier !== undefined, usage: stores.usage() }
   } finally {
     await transport.close()
   }
@@ -157,12 +160,13 @@ export function outputsOf(result: PromotionResult): { digest: string; image: str
   }
 }
 
-/** A run's lines for the log, after its result: one per destination, and why digest may be empty. */
-export function resultLines(result: PromotionResult): string[] {
+/** A run's lines for the log, after its result: one per destination, why digest may be empty, pulls per registry. */
+export function resultLines(outcome: RunOutcome): string[] {
+  const { result } = outcome
+  const split = "the destinations now hold different digests, so the digest and image outputs are empty: read each destination's from the promoted output"
   return [
     ...result.destinations.map((d) => `${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`),
-    ...(result.digest
-      ? []
-      : ["the destinations now hold different digests, so the digest and image outputs are empty: read each destination's from the promoted output"])
+    ...(result.digest ? [] : [split]),
+    ...outcome.usage.map(usageLine)
   ]
 }

@@ -1,11 +1,14 @@
 import { shortDigest } from './oci/digest.js'
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from './oci/media-types.js'
+import { usageLine, type RegistryUsage } from './oci/registry.js'
 import { untrusted } from './untrusted.js'
 import type { DestinationResult, PromotionResult } from './promote.js'
 
 export interface SummaryContext {
   /** False when verify-signature was off for the run. */
   readonly signaturesChecked: boolean
+  /** Manifest pulls per registry, and the rate limit each reported. */
+  readonly usage?: readonly RegistryUsage[]
 }
 
 const MEDIA_TYPE_NAMES: Record<string, string> = {
@@ -129,6 +132,11 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
       lines.push(`- image ${code(`${repository}@${d.previousDigest}`)}, to ${code(tag)}`)
     }
     lines.push('')
+  }
+  const usage = context.usage ?? []
+  if (usage.length > 0) {
+    // Docker Hub counts every manifest GET against its pull limit; lookups of what may not exist are HEADs.
+    lines.push(`**Registry pulls:** ${usage.map((u) => cell(usageLine(u))).join('; ')}.`, '')
   }
   return `${lines.join('\n')}\n`
 }

@@ -70,7 +70,7 @@ async function legacyTags(repository: Repository, subject: string, notes: string
     LEGACY_SUFFIXES.map((kind) => {
       const reference = `${digestTag(subject)}.${kind}`
       return alone(notes, `${repository.name}:${reference}`, async (): Promise<Attachment | undefined> => {
-        const manifest = await repository.fetchManifest(reference)
+        const manifest = await repository.fetchManifest(reference, { probe: true })
         if (!manifest) return undefined
         const content = parseManifest(manifest, `${repository.name}:${reference}`)
         if (content.isIndex) return undefined

@@ -20,7 +20,7 @@ export async function listReferrers(repository: Repository, digest: string): Pro
   const fromApi = await repository.referrersFromApi(digest)
   if (fromApi) return { descriptors: fromApi.descriptors, via: 'api', notes: fromApi.skipped }
   const tag = digestTag(digest)
-  const fallback = await repository.fetchManifest(tag)
+  const fallback = await repository.fetchManifest(tag, { probe: true })
   if (!fallback) return { descriptors: [], via: 'none', notes: [] }
   if (fallback.digest === digest) {
     return { descriptors: [], via: 'none', notes: [`${repository.name}:${tag} resolves to the image itself, not a referrers index; ignored`] }
@@ -61,7 +61,7 @@ export async function readBlob(repository: Repository, descriptor: Descriptor, m
  */
 async function addToFallbackIndex(repository: Repository, subject: string, referrer: Descriptor): Promise<boolean> {
   const tag = digestTag(subject)
-  const existing = await repository.fetchManifest(tag)
+  const existing = await repository.fetchManifest(tag, { probe: true })
   let manifests: Descriptor[] = []
   if (existing && existing.digest !== subject && INDEX_MEDIA_TYPES.has(existing.mediaType)) {
     // Entries that are not valid descriptors point nowhere a reader could follow; the rewritten index drops them.

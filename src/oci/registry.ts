@@ -49,6 +49,20 @@ async function registrySays(res: HttpResponse): Promise<{ said: string; codes: u
   return { said: `HTTP ${res.status}${detail ? ` (${untrusted(detail)})` : ''}`, codes }
 }
 
+/** What a run cost one registry: manifest GETs (Docker Hub counts each as a pull) and the rate limit it last reported. */
+export interface RegistryUsage {
+  readonly registry: string
+  readonly pulls: number
+  /** The registry's `ratelimit-remaining` header as last sent (Docker Hub: "76;w=21600"), escaped. */
+  readonly rateLimitRemaining?: string
+}
+
+/** A registry's pulls for the log and summary: "docker.io: 1 manifest pull (rate limit remaining: 76;w=21600)". */
+export function usageLine(usage: RegistryUsage): string {
+  const remaining = usage.rateLimitRemaining !== undefined ? ` (rate limit remaining: ${usage.rateLimitRemaining})` : ''
+  return `${usage.registry}: ${usage.pulls} manifest pull${usage.pulls === 1 ? '' : 's'}${remaining}`
+}
+
 export interface RegistryClientOptions {
   readonly registry: string
   readonly transport: Transport
@@ -64,6 +78,8 @@ export class RegistryClient {
   readonly baseUrl: URL
   readonly auth: RegistryAuth
   readonly #transport: Transport
+  #pulls = 0
+  #rateLimitRemaining: string | undefined
 
   constructor(options: RegistryClientOptions) {
     this.registry = options.registry
@@ -81,6 +97,17 @@ export class RegistryClient {
 
   repository(name: string): RemoteRepository {
     return new RemoteRepository(this, name)
+  }
+
+  /** Notes a manifest response: a GET is a pull; any response may carry the registry's rate-limit headers. */
+  noteManifestResponse(method: HttpMethod, res: HttpResponse): void {
+    if (method === 'GET') this.#pulls++
+    const remaining = headerValue(res.headers, 'ratelimit-remaining')
+    if (remaining !== undefined) this.#rateLimitRemaining = untrusted(remaining, 64)
+  }
+
+  get usage(): RegistryUsage {
+    return { registry: this.registry, pulls: this.#pulls, ...(this.#rateLimitRemaining !== undefined ? { rateLimitRemaining: this.#rateLimitRemaining } : {}) }
   }
 
   /**
@@ -137,13 +164,15 @@ export class RemoteRepository implements Repository {
     return `/v2/${this.repository}/${kind}/${reference}`
   }
 
-  async fetchManifest(reference: string): Promise<Manifest | undefined> {
+  async fetchManifest(reference: string, options: { readonly probe?: boolean } = {}): Promise<Manifest | undefined> {
+    if (options.probe && !(await this.#manifestExists(reference))) return undefined
     const what = `GET manifest ${this.name}:${reference}`
     return this.client.call(
       what,
       'GET',
       this.#path('manifests', reference),
       async (res) => {
+        this.client.noteManifestResponse('GET', res)
         if (res.status === 404) {
           await res.body.dump()
           return undefined
@@ -170,6 +199,23 @@ export class RemoteRepository implements Repository {
     )
   }
 
+  async #manifestExists(reference: string): Promise<boolean> {
+    const what = `HEAD manifest ${this.name}${SHA256_DIGEST.test(reference) ? '@' : ':'}${reference}`
+    return this.client.call(
+      what,
+      'HEAD',
+      this.#path('manifests', reference),
+      async (res) => {
+        this.client.noteManifestResponse('HEAD', res)
+        await res.body.dump()
+        if (res.status === 404) return false
+        if (res.status !== 200) throw await responseError(res, what)
+        return true
+      },
+      { headers: { accept: MANIFEST_ACCEPT } }
+    )
+  }
+
   async resolveTag(tag: string): Promise<string | undefined> {
     const what = `HEAD manifest ${this.name}:${tag}`
     const claimed = await this.client.call(
@@ -191,19 +237,7 @@ export class RemoteRepository implements Repository {
   }
 
   async hasManifest(digest: string): Promise<boolean> {
-    const what = `HEAD manifest ${this.name}@${digest}`
-    return this.client.call(
-      what,
-      'HEAD',
-      this.#path('manifests', checkDigestArgument(digest)),
-      async (res) => {
-        await res.body.dump()
-        if (res.status === 404) return false
-        if (res.status !== 200) throw await responseError(res, what)
-        return true
-      },
-      { headers: { accept: MANIFEST_ACCEPT } }
-    )
+    return this.#manifestExists(checkDigestArgument(digest))
   }
 
   async putManifest(reference: string, manifest: Manifest): Promise<void> {

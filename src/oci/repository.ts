@@ -12,8 +12,12 @@ export interface Repository {
   /** Identifies the store: repositories of one store can mount each other's blobs. */
   readonly store: string
 
-  /** Fetches by tag or digest and checks the bytes hash to what was asked for; undefined when absent. */
-  fetchManifest(reference: string): Promise<Manifest | undefined>
+  /**
+   * Fetches by tag or digest and checks the bytes hash to what was asked for; undefined when absent. `probe`: the
+   * reference may well not exist (a signature tag, a fallback index), so a registry is asked with HEAD first: on
+   * Docker Hub a manifest GET counts against the pull rate limit and a HEAD does not.
+   */
+  fetchManifest(reference: string, options?: { readonly probe?: boolean }): Promise<Manifest | undefined>
   /** The digest a tag points at, or undefined when the tag does not exist. */
   resolveTag(tag: string): Promise<string | undefined>
   hasManifest(digest: string): Promise<boolean>

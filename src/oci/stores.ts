@@ -1,7 +1,7 @@
 import type { CredentialSource } from './credentials.js'
 import { LayoutRepository } from './layout.js'
 import { canonicalRegistry, type Reference } from './reference.js'
-import { RegistryClient } from './registry.js'
+import { RegistryClient, type RegistryUsage } from './registry.js'
 import type { Repository } from './repository.js'
 import type { Transport } from './transport.js'
 
@@ -47,6 +47,11 @@ export class Stores {
   /** Fails now when the registry's token already says this repository cannot be written. */
   async checkWriteAccess(ref: Reference): Promise<void> {
     if (ref.kind === 'registry') await this.client(ref.registry).auth.assertGranted(ref.repository, 'push')
+  }
+
+  /** What the run cost each registry it spoke to (pulls, rate limit). */
+  usage(): RegistryUsage[] {
+    return [...this.#clients.values()].map((c) => c.usage)
   }
 
   repository(ref: Reference): Repository {
