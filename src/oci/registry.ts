@@ -143,6 +143,45 @@ export class RegistryClient {
   }
 }
 
+// Chunks are held in memory while sent: at most this much, whatever a registry allows.
+const MAX_CHUNK_BYTES = 16 * 1024 * 1024
+// A registry that refuses a PUT for its size without naming a limit gets chunks from here, halving down to the floor.
+const FALLBACK_CHUNK_BYTES = 8 * 1024 * 1024
+const MIN_CHUNK_BYTES = 64 * 1024
+// A chunk whose request broke is resent from the registry's Range this many times in one upload.
+const MAX_CHUNK_RESUMES = 3
+
+function positiveInteger(value: string | undefined): number | undefined {
+  const n = Number(value)
+  return value !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined
+}
+
+/** The chunk size to use: the registry's maximum, bounded by what we hold in memory, and never below its minimum. */
+function chunkSize(max: number, min: number | undefined): number {
+  return Math.max(Math.min(max, MAX_CHUNK_BYTES), min ?? 1)
+}
+
+/** Re-cuts a stream into pieces of at most `size` bytes (the last may be shorter). */
+async function* chunksOf(stream: Readable, size: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = []
+  let length = 0
+  for await (const data of stream) {
+    let buffer = data as Buffer
+    while (length + buffer.length >= size) {
+      const take = size - length
+      yield Buffer.concat([...pending, buffer.subarray(0, take)])
+      buffer = buffer.subarray(take)
+      pending = []
+      length = 0
+    }
+    if (buffer.length > 0) {
+      pending.push(buffer)
+      length += buffer.length
+    }
+  }
+  if (length > 0) yield Buffer.concat(pending)
+}
+
 function checkDigestArgument(digest: string): string {
   if (!SHA256_DIGEST.test(digest)) throw new PromoteError('DIGEST_MISMATCH', `"${digest}" is not a sha256 digest`)
   return digest
@@ -319,7 +358,7 @@ export class RemoteRepository implements Repository {
     )
   }
 
-  async #startUpload(query: string): Promise<{ mounted: true } | { mounted: false; location: URL }> {
+  async #startUpload(query: string): Promise<{ mounted: true } | { mounted: false; location: URL; chunkMax?: number; chunkMin?: number }> {
     const what = `POST blob upload ${this.name}`
     return this.client.call(
       what,
@@ -335,7 +374,15 @@ export class RemoteRepository implements Repository {
         }
         await res.body.dump()
         if (res.status === 201) return { mounted: true as const }
-        return { mounted: false as const, location: new URL(location!, this.client.baseUrl) }
+        // A registry that caps request bodies says so (distribution-spec: pushing a blob in chunks).
+        const chunkMax = positiveInteger(headerValue(res.headers, 'oci-chunk-max-length'))
+        const chunkMin = positiveInteger(headerValue(res.headers, 'oci-chunk-min-length'))
+        return {
+          mounted: false as const,
+          location: new URL(location!, this.client.baseUrl),
+          ...(chunkMax ? { chunkMax } : {}),
+          ...(chunkMin ? { chunkMin } : {})
+        }
       },
       { headers: { 'content-length': '0' } }
     )
@@ -350,19 +397,30 @@ export class RemoteRepository implements Repository {
   }
 
   /** One attempt; the caller retries the whole blob, since a stream cannot be replayed. */
+  /**
+   * One attempt; the caller retries the whole blob, since a stream cannot be replayed. One PUT, unless the
+   * registry caps request bodies: it announced OCI-Chunk-Max-Length below the blob's size, or it refused the
+   * PUT with 413. Then the blob goes in chunks (POST, PATCH with Content-Range, PUT), as the distribution spec
+   * describes and Cloudflare's serverless registry and ghcr.io's PATCH limit need.
+   */
   async writeBlob(descriptor: Descriptor, open: () => Promise<Readable>): Promise<void> {
     const started = await this.#startUpload('')
     if (started.mounted) return
+    if (started.chunkMax !== undefined && descriptor.size > started.chunkMax) {
+      return this.#writeChunked(descriptor, open, started.location, chunkSize(started.chunkMax, started.chunkMin))
+    }
     const url = new URL(started.location)
     url.searchParams.set('digest', descriptor.digest)
     const what = `PUT blob ${this.name}@${descriptor.digest}`
-    await this.client.call(
+    const tooLarge = await this.client.call(
       what,
       'PUT',
       url,
       async (res) => {
+        if (res.status === 413) return (await registrySays(res)).said
         if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw await responseError(res, what)
         await res.body.dump()
+        return undefined
       },
       {
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
@@ -370,5 +428,97 @@ export class RemoteRepository implements Repository {
         retry: NO_RETRY
       }
     )
+    if (tooLarge === undefined) return
+    // Refused for its size without saying the limit: a new upload, in chunks that halve until one is taken.
+    const again = await this.#startUpload('')
+    if (again.mounted) return
+    await this.#writeChunked(descriptor, open, again.location, chunkSize(again.chunkMax ?? FALLBACK_CHUNK_BYTES, again.chunkMin), `${what}: ${tooLarge}`)
+  }
+
+  /**
+   * Streams the blob in chunks of at most `size` bytes, each held in memory only while it is sent. A chunk
+   * refused with 413 is split in half (not below the registry's minimum); a chunk whose request broke is resent
+   * from where the registry's Range header says the upload stands, never blindly from the start.
+   */
+  async #writeChunked(descriptor: Descriptor, open: () => Promise<Readable>, start: URL, size: number, refused?: string): Promise<void> {
+    let location = start
+    let offset = 0
+    let chunkBytes = size
+    let broken = 0
+    const what = `PATCH blob ${this.name}@${descriptor.digest}`
+    for await (const piece of chunksOf(await open(), MAX_CHUNK_BYTES)) {
+      let sent = 0
+      while (sent < piece.length) {
+        const chunk = piece.subarray(sent, sent + chunkBytes)
+        const outcome = await this.#patch(location, chunk, offset, what).catch(async (error: unknown) => {
+          // The request broke: ask where the upload stands, and go on from there (a few times, then the whole blob is retried).
+          const stands = ++broken <= MAX_CHUNK_RESUMES ? await this.#uploadStatus(location, what).catch(() => undefined) : undefined
+          if (stands === undefined || stands.offset < offset || stands.offset > offset + chunk.length) throw error
+          return { location: stands.location, accepted: stands.offset - offset }
+        })
+        if (outcome === 'too-large') {
+          if (chunkBytes <= MIN_CHUNK_BYTES)
+            throw new PromoteError('REGISTRY_ERROR', `${what}: the registry refuses even ${chunkBytes}-byte chunks (HTTP 413)${refused ? `; ${refused}` : ''}`)
+          chunkBytes = Math.max(MIN_CHUNK_BYTES, Math.floor(chunkBytes / 2))
+          continue
+        }
+        location = outcome.location
+        offset += outcome.accepted
+        sent += outcome.accepted
+      }
+    }
+    if (offset !== descriptor.size)
+      throw new PromoteError('BLOB_MISMATCH', `${what}: the source sent ${offset} bytes, not the ${descriptor.size} its descriptor says`)
+    const url = new URL(location)
+    url.searchParams.set('digest', descriptor.digest)
+    const done = `PUT blob ${this.name}@${descriptor.digest} (last of its chunks)`
+    await this.client.call(
+      done,
+      'PUT',
+      url,
+      async (res) => {
+        if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw await responseError(res, done)
+        await res.body.dump()
+      },
+      { headers: { 'content-type': 'application/octet-stream', 'content-length': '0' } }
+    )
+  }
+
+  async #patch(location: URL, chunk: Buffer, offset: number, what: string): Promise<'too-large' | { location: URL; accepted: number }> {
+    return this.client.call(
+      what,
+      'PATCH',
+      location,
+      async (res) => {
+        if (res.status === 413) {
+          await res.body.dump()
+          return 'too-large' as const
+        }
+        if (res.status !== 202 && res.status !== 204) throw await responseError(res, what)
+        await res.body.dump()
+        const next = headerValue(res.headers, 'location')
+        return { location: next ? new URL(next, this.client.baseUrl) : location, accepted: chunk.length }
+      },
+      {
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(chunk.length),
+          'content-range': `${offset}-${offset + chunk.length - 1}`
+        },
+        body: () => chunk,
+        retry: NO_RETRY
+      }
+    )
+  }
+
+  /** Where an upload stands: the end of its `Range: 0-N` plus one, and the location to go on with (GET on the upload). */
+  async #uploadStatus(location: URL, what: string): Promise<{ offset: number; location: URL }> {
+    return this.client.call(`${what} (upload status)`, 'GET', location, async (res) => {
+      await res.body.dump()
+      if (res.status !== 204 && res.status !== 200) throw new PromoteError('REGISTRY_ERROR', `${what}: upload status answered HTTP ${res.status}`)
+      const range = /^(?:bytes=)?0-(\d+)$/.exec(headerValue(res.headers, 'range') ?? '')
+      const next = headerValue(res.headers, 'location')
+      return { offset: range ? Number(range[1]) + 1 : 0, location: next ? new URL(next, this.client.baseUrl) : location }
+    })
   }
 }

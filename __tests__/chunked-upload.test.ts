@@ -1,0 +1,76 @@
+// Registries that cap a request body get a large blob in chunks (POST, PATCH with Content-Range, PUT), as the
+// distribution spec describes; the real registry behind the capping proxy stores exactly the blob.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { buildImage, type Image } from '../scripts/lib/images.ts'
+import { startBodyCapProxy, type BodyCapOptions } from './support/body-cap-proxy.ts'
+import { createHarness } from './support/harness.ts'
+import { hasBlob, pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+
+const CAP = 64 * 1024
+let source: RunningRegistry
+let capped: RunningRegistry
+let seq = 0
+
+beforeAll(async () => {
+  ;[source, capped] = await Promise.all([startRegistry(), startRegistry()])
+})
+afterAll(async () => {
+  await Promise.all([source?.stop(), capped?.stop()])
+})
+
+/** Promotes a fresh image with one layer of `layerBytes` to the capped registry, through a proxy with `options`. */
+async function promoteThrough(options: BodyCapOptions, layerBytes: number): Promise<{ image: Image; repo: string; seen: string[] }> {
+  const image = buildImage({ layerSizes: [layerBytes], uncompressed: true })
+  const repo = `chunked/app${++seq}`
+  await pushImage(source.url, repo, 'build', image)
+  const [host, port] = capped.host.split(':') as [string, string]
+  const proxy = await startBodyCapProxy({ host, port: Number(port) }, options)
+  const h = createHarness()
+  try {
+    await h.run({ source: `${source.host}/${repo}:build`, to: [`${proxy.host}/${repo}:prod`] })
+    return { image, repo, seen: proxy.seen }
+  } finally {
+    await h.close()
+    await proxy.stop()
+  }
+}
+
+async function expectStored(image: Image, repo: string): Promise<void> {
+  expect(await tagDigest(capped.url, repo, 'prod')).toBe(image.digest)
+  for (const blob of image.blobs) expect(await hasBlob(capped.url, repo, blob.digest)).toBe(true)
+}
+
+describe('a registry that caps request bodies', () => {
+  it('that announces OCI-Chunk-Max-Length gets the large layer in chunks within the cap, and a small blob in one PUT', async () => {
+    const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true }, 300 * 1024)
+    await expectStored(image, repo)
+    const patches = seen.filter((s) => s.startsWith('PATCH ')).map((s) => Number(s.split(' ')[1]))
+    expect(patches.length).toBeGreaterThanOrEqual(5)
+    expect(Math.max(...patches)).toBeLessThanOrEqual(CAP)
+    expect(seen).not.toContain('PUT 413')
+    // The config blob is small: one PUT, no chunks.
+    expect(seen.filter((s) => /^PUT [1-9]/.test(s)).length).toBeGreaterThanOrEqual(1)
+  })
+
+  it('that only answers 413 gets the blob again in chunks, halving until one is taken', async () => {
+    const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: false }, 300 * 1024)
+    await expectStored(image, repo)
+    expect(seen).toContain('PUT 413')
+    expect(seen).toContain('PATCH 413')
+    expect(seen.some((s) => s === `PATCH ${CAP}`)).toBe(true)
+  })
+
+  it("resumes from the registry's Range when a chunk's answer is lost, instead of starting the blob over", async () => {
+    const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true, breakPatch: 2, statusOnAnyLocation: true }, 300 * 1024)
+    await expectStored(image, repo)
+    // 300 KiB in 64 KiB chunks is 5 PATCHes; the broken one had landed, so none is sent twice.
+    expect(seen.filter((s) => s.startsWith('PATCH '))).toHaveLength(5)
+  })
+
+  it('starts the blob over, safely, where the registry cannot say where a broken upload stands (Distribution 2.8)', async () => {
+    const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true, breakPatch: 2 }, 300 * 1024)
+    await expectStored(image, repo)
+    // Two chunks of the first upload, then all five of a fresh one.
+    expect(seen.filter((s) => s.startsWith('PATCH '))).toHaveLength(7)
+  })
+})
