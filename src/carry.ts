@@ -35,11 +35,13 @@ export async function copyAttachments(
 ): Promise<AttachmentCopyResult> {
   const result: AttachmentCopyResult = { copied: 0, present: 0, notes: [] }
   const referrers = new ReferrerIndex(to)
+  // Each distinct blob is copied once, however many attachments list it.
+  const blobs = { ...options, started: new Map<string, Promise<void>>() }
 
   await Promise.all(
     attachments.map((attachment) =>
       alone(result.notes, `carrying ${from.name}:${attachment.reference} to ${to.name}`, async () => {
-        await copyImageContent({ root: attachment.manifest, children: [], blobs: attachment.content.blobs, platforms: [] }, from, to, options)
+        await copyImageContent({ root: attachment.manifest, children: [], blobs: attachment.content.blobs, platforms: [] }, from, to, blobs)
         if (attachment.kind !== 'referrer') {
           const existing = await to.fetchManifest(attachment.reference)
           if (existing?.digest === attachment.manifest.digest) {

@@ -30,6 +30,12 @@ export interface CopyOptions {
   readonly retry: RetryPolicy
   readonly signal?: AbortSignal
   readonly progress?: (progress: CopyProgress) => void
+  /**
+   * Blob copies already started into the same repository, by digest: several attachments share blobs (the empty
+   * config of every Sigstore referrer), and two uploads of one digest at once can leave a registry (Distribution
+   * 2.8 seen here) without it when the manifest that needs it arrives.
+   */
+  readonly started?: Map<string, Promise<void>>
 }
 
 async function copyBlob(blob: Descriptor, from: Repository, to: Repository, options: CopyOptions, stats: CopyStats): Promise<void> {
@@ -61,7 +67,13 @@ export async function copyImageContent(graph: ImageGraph, from: Repository, to: 
   await Promise.all(
     graph.blobs.map((blob) =>
       options.limit(async () => {
-        await copyBlob(blob, from, to, options, stats)
+        const started = options.started?.get(blob.digest)
+        if (started) await started
+        else {
+          const copy = copyBlob(blob, from, to, options, stats)
+          options.started?.set(blob.digest, copy)
+          await copy
+        }
         total.blobsDone++
         total.bytesDone += blob.size
         options.progress?.({ ...total })
