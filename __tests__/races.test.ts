@@ -51,3 +51,45 @@ it('20 races for the same tag end at a digest some run reported promoting, and n
   }
   process.stdout.write(`races: ${JSON.stringify(summary)}\n`)
 })
+
+it('a tag write whose answer was lost and whose retries were refused is put back too, since it landed', async () => {
+  const { createServer, request } = await import('node:http')
+  const previous = buildImage()
+  const image = buildImage()
+  await pushImage(target.url, 'lost/app', 'staging', previous)
+  await pushImage(target.url, 'lost/app', 'prod', previous)
+  await pushImage(target.url, 'lost/app', 'build', image)
+  const [host, port] = target.host.split(':') as [string, string]
+  // The first PUT of `staging` reaches the registry and its answer is lost; its two retries are refused with 429.
+  let staging = 0
+  const proxy = createServer((req, res) => {
+    const n = req.method === 'PUT' && req.url?.endsWith('/manifests/staging') ? ++staging : 0
+    if (n === 2 || n === 3) {
+      req.resume()
+      return void res.writeHead(429, { 'content-type': 'application/json' }).end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}')
+    }
+    const upstream = request({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      if (n === 1) {
+        answer.resume()
+        return void answer.on('end', () => res.socket?.destroy())
+      }
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    req.pipe(upstream)
+  })
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
+  const via = `127.0.0.1:${(proxy.address() as { port: number }).port}`
+  const h = createHarness()
+  try {
+    const error = (await h.run({ source: `${via}/lost/app:build`, to: ['prod', 'staging'] }).catch((e: unknown) => e)) as PromoteError
+    expect(error).toBeInstanceOf(PromoteError)
+    expect(error.message).toContain(`${via}/lost/app:staging back at ${previous.digest}`)
+    expect(await tagDigest(target.url, 'lost/app', 'staging')).toBe(previous.digest)
+    expect(await tagDigest(target.url, 'lost/app', 'prod')).toBe(previous.digest)
+  } finally {
+    await h.close()
+    proxy.closeAllConnections()
+    await new Promise((r) => proxy.close(r))
+  }
+})

@@ -394,8 +394,17 @@ async function moveTags(pending: readonly Destination[], root: Manifest, stats: 
   const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ d: pending[i]!, reason: o.reason as unknown }] : []))
   if (failed.length === 0) return
   const moved = pending.filter((_, i) => outcomes[i]!.status === 'fulfilled')
+  // A write that failed may still have landed: its answer lost on the way back, the retries refused (the fault
+  // suite found it). A failed tag that now points at the digest was moved by this run too.
+  const landed = await Promise.all(
+    failed.map(async ({ d }) => (d.tag && (await d.repository.resolveTag(d.tag).catch(() => undefined)) === root.digest ? [d] : []))
+  )
   const first = failed[0]!
-  throw failedAfterWriting(`moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed`, first.reason, await restoreMovedTags(moved))
+  throw failedAfterWriting(
+    `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed`,
+    first.reason,
+    await restoreMovedTags([...moved, ...landed.flat()])
+  )
 }
 
 /** The error of a run that failed after writing: the first fault's code and message, and what was put back. */
