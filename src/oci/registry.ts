@@ -238,7 +238,8 @@ export class RemoteRepository implements Repository {
     )
   }
 
-  async #manifestExists(reference: string): Promise<boolean> {
+  /** HEAD of a manifest: null when absent, else the digest the registry claims for it ('' when it claims none). */
+  async #head(reference: string): Promise<string | null> {
     const what = `HEAD manifest ${this.name}${SHA256_DIGEST.test(reference) ? '@' : ':'}${reference}`
     return this.client.call(
       what,
@@ -247,28 +248,20 @@ export class RemoteRepository implements Repository {
       async (res) => {
         this.client.noteManifestResponse('HEAD', res)
         await res.body.dump()
-        if (res.status === 404) return false
-        if (res.status !== 200) throw await responseError(res, what)
-        return true
-      },
-      { headers: { accept: MANIFEST_ACCEPT } }
-    )
-  }
-
-  async resolveTag(tag: string): Promise<string | undefined> {
-    const what = `HEAD manifest ${this.name}:${tag}`
-    const claimed = await this.client.call(
-      what,
-      'HEAD',
-      this.#path('manifests', tag),
-      async (res) => {
-        await res.body.dump()
         if (res.status === 404) return null
         if (res.status !== 200) throw await responseError(res, what)
         return headerValue(res.headers, 'docker-content-digest') ?? ''
       },
       { headers: { accept: MANIFEST_ACCEPT } }
     )
+  }
+
+  async #manifestExists(reference: string): Promise<boolean> {
+    return (await this.#head(reference)) !== null
+  }
+
+  async resolveTag(tag: string): Promise<string | undefined> {
+    const claimed = await this.#head(tag)
     if (claimed === null) return undefined
     if (SHA256_DIGEST.test(claimed)) return claimed
     // No usable digest header: hash the manifest instead of guessing.
