@@ -84,7 +84,7 @@ describe('Bearer tokens', () => {
     try {
       const result = await h.run({ source: `${bearer.host}/tok/src:build`, to: [`${bearer.host}/tok/dst:prod`, `${open.host}/tok/copy:prod`] })
       expect(result.destinations.map((d) => d.status)).toEqual(['created', 'created'])
-      expect(tokens.requests).toEqual([{ user: 'promoter', scopes: ['repository:tok/dst:pull,push', 'repository:tok/src:pull'] }])
+      expect(tokens.requests).toEqual([{ user: 'promoter', grant: 'get', scopes: ['repository:tok/dst:pull,push', 'repository:tok/src:pull'] }])
       expect(result.copied.blobsMounted).toBe(2)
       expect(h.secrets.length).toBeGreaterThanOrEqual(2)
       const token = await seedToken(tokens, 'promoter', USERS.promoter, 'tok/dst')

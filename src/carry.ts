@@ -58,8 +58,8 @@ export async function copyAttachments(
           return
         }
         const present = await to.hasManifest(attachment.manifest.digest)
-        if (!present) await options.limit(() => to.putManifest(attachment.manifest.digest, attachment.manifest))
-        const listed = await referrers.add(attachment.subject, attachment.descriptor)
+        const ociSubject = present ? undefined : await options.limit(() => to.putManifest(attachment.manifest.digest, attachment.manifest))
+        const listed = await referrers.add(attachment.subject, attachment.descriptor, ociSubject)
         if (present && !listed) result.present++
         else result.copied++
       })

@@ -223,13 +223,17 @@ export async function attachBundle(repository: Repository, subject: Manifest, bu
     OCI_MANIFEST,
     'promotion record'
   )
-  await repository.putManifest(manifest.digest, manifest)
-  await new ReferrerIndex(repository).add(subject.digest, {
-    mediaType: OCI_MANIFEST,
-    digest: manifest.digest,
-    size: manifest.bytes.length,
-    artifactType: BUNDLE_MEDIA_TYPE,
-    annotations
-  })
+  const ociSubject = await repository.putManifest(manifest.digest, manifest)
+  await new ReferrerIndex(repository).add(
+    subject.digest,
+    {
+      mediaType: OCI_MANIFEST,
+      digest: manifest.digest,
+      size: manifest.bytes.length,
+      artifactType: BUNDLE_MEDIA_TYPE,
+      annotations
+    },
+    ociSubject
+  )
   return manifest.digest
 }

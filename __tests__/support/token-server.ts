@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process'
 import { createPrivateKey, createSign, randomBytes, X509Certificate } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TokenAuthConfig } from './registry.ts'
@@ -12,6 +12,8 @@ import type { TokenAuthConfig } from './registry.ts'
 export interface TokenRequest {
   readonly user: string | undefined
   readonly scopes: string[]
+  /** GET with Basic credentials (or none), or the OAuth2 refresh-token grant POSTed as a form. */
+  readonly grant: 'get' | 'refresh_token'
 }
 
 export interface TokenServer {
@@ -27,6 +29,14 @@ export interface TokenServerOptions {
   readonly users: Record<string, string>
   /** Users granted only pull, whatever they ask for. */
   readonly readOnly?: readonly string[]
+  /**
+   * refresh token → user: the OAuth2 refresh-token grant, as Azure Container Registry's /oauth2/token takes the
+   * identity token `docker login` stores (https://github.com/Azure/acr/blob/main/docs/AAD-OAuth.md) and answers
+   * with `access_token`.
+   */
+  readonly refreshTokens?: Record<string, string>
+  /** The `service` tokens are issued for (their audience); the registry's challenge names the same. */
+  readonly service?: string
 }
 
 function b64url(value: Buffer | string): string {
@@ -45,25 +55,40 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const key = createPrivateKey(await readFile(keyPath))
   const certDer = new X509Certificate(await readFile(certPath)).raw
   const issuer = 'oci-promote-test-issuer'
-  const service = 'oci-promote-test-registry'
+  const service = options.service ?? 'oci-promote-test-registry'
   const requests: TokenRequest[] = []
   const issued: string[] = []
 
   const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => answer(req, Buffer.concat(chunks).toString('utf8'), res))
+  })
+
+  const answer = (req: IncomingMessage, formText: string, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://localhost')
-    const scopes = url.searchParams.getAll('scope')
-    const header = req.headers.authorization
-    let user: string | undefined
-    if (header?.startsWith('Basic ')) {
-      const [name, ...rest] = Buffer.from(header.slice(6), 'base64').toString().split(':')
-      if (options.users[name!] !== rest.join(':')) {
-        requests.push({ user: name, scopes })
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"invalid credentials"}')
-        return
-      }
-      user = name
+    const refusal = (grant: TokenRequest['grant'], user: string | undefined, scopes: string[]): void => {
+      requests.push({ user, scopes, grant })
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"invalid credentials"}')
     }
-    requests.push({ user, scopes })
+    let scopes: string[]
+    let user: string | undefined
+    const grant: TokenRequest['grant'] = req.method === 'POST' ? 'refresh_token' : 'get'
+    if (grant === 'refresh_token') {
+      const form = new URLSearchParams(formText)
+      scopes = (form.get('scope') ?? '').split(' ').filter(Boolean)
+      user = options.refreshTokens?.[form.get('refresh_token') ?? '']
+      if (form.get('grant_type') !== 'refresh_token' || !user) return refusal(grant, undefined, scopes)
+    } else {
+      scopes = url.searchParams.getAll('scope')
+      const header = req.headers.authorization
+      if (header?.startsWith('Basic ')) {
+        const [name, ...rest] = Buffer.from(header.slice(6), 'base64').toString().split(':')
+        if (options.users[name!] !== rest.join(':')) return refusal(grant, name, scopes)
+        user = name
+      }
+    }
+    requests.push({ user, scopes, grant })
     const access = scopes.flatMap((scope) => {
       const match = /^repository:(.+):([a-z,]+)$/.exec(scope)
       if (!match || !user) return []
@@ -79,8 +104,9 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     const signature = createSign('RSA-SHA256').update(`${head}.${body}`).sign(key)
     const token = `${head}.${body}.${b64url(signature)}`
     issued.push(token)
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }))
-  })
+    const answerBody = grant === 'refresh_token' ? { access_token: token } : { token, expires_in: 300 }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answerBody))
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : 0

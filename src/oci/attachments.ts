@@ -5,7 +5,7 @@ import { PromoteError, type ErrorCode } from '../errors.js'
 import { untrusted } from '../untrusted.js'
 import { digestTag } from './digest.js'
 import { parseManifest, type Descriptor, type Manifest, type ManifestContent } from './manifest.js'
-import { listReferrers } from './referrers.js'
+import { listReferrers, type ReferrersVia } from './referrers.js'
 import type { Repository } from './repository.js'
 
 /** Cosign's legacy tag suffixes: https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md */
@@ -33,7 +33,7 @@ export interface AttachmentListing {
   /** Where the store had something odd, said for the user. */
   readonly notes: readonly string[]
   /** Where each subject's referrers were found. */
-  readonly referrersVia: Readonly<Record<string, 'api' | 'tag' | 'none'>>
+  readonly referrersVia: Readonly<Record<string, ReferrersVia>>
 }
 
 // What a malformed or missing attachment throws: evidence that counts as nothing, not a fault of the run.
@@ -86,7 +86,7 @@ async function referrers(
   subject: string,
   notes: string[],
   limit: LimitFunction
-): Promise<{ attachments: Attachment[]; via: 'api' | 'tag' | 'none' }> {
+): Promise<{ attachments: Attachment[]; via: ReferrersVia }> {
   const listing = (await alone(notes, `${repository.name}: the referrers of ${subject}`, () => listReferrers(repository, subject))) ?? {
     descriptors: [],
     via: 'none' as const,
@@ -126,7 +126,7 @@ async function referrers(
 /** Everything attached to each digest in a repository: legacy cosign tags and OCI referrers. */
 export async function findAttachments(repository: Repository, subjects: readonly string[], limit: LimitFunction): Promise<AttachmentListing> {
   const notes: string[] = []
-  const referrersVia: Record<string, 'api' | 'tag' | 'none'> = {}
+  const referrersVia: Record<string, ReferrersVia> = {}
   const perSubject = await Promise.all(
     subjects.map(async (subject) => {
       const [tags, refs] = await Promise.all([legacyTags(repository, subject, notes), referrers(repository, subject, notes, limit)])

@@ -11,6 +11,12 @@ export interface Challenge {
 
 const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 
+// How a token server (or the proxy in front of it) refuses a request it finds too large: a long scope list.
+const TOO_LARGE_STATUSES = new Set([400, 413, 414, 431])
+
+/** The token server refused a token for many repositories at once; one per repository may still be granted. */
+class ScopeListRefused extends Error {}
+
 /** Parses a WWW-Authenticate value (RFC 9110 §11.6.1) into its challenges. */
 export function parseChallenges(header: string): Challenge[] {
   const challenges: { scheme: string; params: Record<string, string> }[] = []
@@ -90,6 +96,12 @@ export function checkRealm(realm: string, registryUrl: URL): URL {
  * Bearer exchanges it for a token scoped to the repositories the run touches,
  * refreshed once on a 401 (expired token or a scope the registry asks for).
  * https://distribution.github.io/distribution/spec/auth/token/
+ *
+ * One token for every repository is one exchange, but its size grows with the
+ * list: Azure Container Registry's front end refuses a request whose token is
+ * too large ("Request Header Or Cookie Too Large", regclient#797, zot#2903), and
+ * a token server may refuse the long list itself. Then tokens are split: one
+ * per repository a request touches (two for a cross-repository mount).
  */
 export class RegistryAuth {
   readonly #registry: string
@@ -100,6 +112,7 @@ export class RegistryAuth {
   readonly #scopes = new Map<string, Set<string>>()
   readonly #tokens = new Map<string, Promise<string>>()
   #challenge?: Promise<Challenge | null>
+  #split = false
 
   constructor(options: { registry: string; baseUrl: URL; credentials: CredentialSource; transport: Transport; onSecret?: (secret: string) => void }) {
     this.#registry = options.registry
@@ -117,8 +130,26 @@ export class RegistryAuth {
     if (action === 'push') actions.add('pull')
   }
 
-  #scopeList(): string[] {
-    return [...this.#scopes.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([repo, actions]) => `repository:${repo}:${[...actions].sort().join(',')}`)
+  /** The scopes a token asks for: every declared repository, or, once split, only those the request touches. */
+  #scopeList(repositories: readonly string[] | undefined): string[] {
+    const wanted =
+      this.#split && repositories ? repositories.map((r): [string, Set<string>] => [r, this.#scopes.get(r) ?? new Set(['pull'])]) : [...this.#scopes.entries()]
+    return wanted.sort(([a], [b]) => a.localeCompare(b)).map(([repo, actions]) => `repository:${repo}:${[...actions].sort().join(',')}`)
+  }
+
+  /** Whether tokens are one for all repositories and can still be split into one per repository. */
+  #canSplit(): boolean {
+    return !this.#split && this.#scopes.size > 1
+  }
+
+  /**
+   * Called when a request was refused for the size of its headers (HTTP 431, or an HTML 400 from the front end):
+   * splits tokens per repository when that can make them smaller. Returns whether one more attempt can succeed.
+   */
+  headersRefused(sentBearer: boolean): boolean {
+    if (!sentBearer || !this.#canSplit()) return false
+    this.#split = true
+    return true
   }
 
   #ping(): Promise<Challenge | null> {
@@ -153,8 +184,8 @@ export class RegistryAuth {
     return chosen
   }
 
-  /** The Authorization header for the next request, or undefined for anonymous access. */
-  async authorization(): Promise<string | undefined> {
+  /** The Authorization header for a request touching `repositories`, or undefined for anonymous access. */
+  async authorization(repositories?: readonly string[]): Promise<string | undefined> {
     const credential = await this.#credentials.lookup(this.#registry)
     if (credential?.kind === 'registry-token') return `Bearer ${credential.token}`
     const challenge = await this.#ping()
@@ -163,7 +194,16 @@ export class RegistryAuth {
       if (credential?.kind !== 'basic') return undefined
       return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`
     }
-    return `Bearer ${await this.#token(challenge, credential)}`
+    try {
+      return `Bearer ${await this.#token(challenge, credential, repositories)}`
+    } catch (error) {
+      if (!(error instanceof ScopeListRefused)) throw error
+      if (!repositories || !this.#canSplit()) {
+        throw new PromoteError('UNAUTHORIZED', `${this.#registry}: ${error.message}, even for the repositories of one request`, { cause: error })
+      }
+      this.#split = true
+      return `Bearer ${await this.#token(challenge, credential, repositories)}`
+    }
   }
 
   /**
@@ -188,8 +228,8 @@ export class RegistryAuth {
     return true
   }
 
-  #token(challenge: Challenge, credential: Credential | undefined): Promise<string> {
-    const scopes = this.#scopeList()
+  #token(challenge: Challenge, credential: Credential | undefined, repositories: readonly string[] | undefined): Promise<string> {
+    const scopes = this.#scopeList(repositories)
     const key = scopes.join(' ')
     let token = this.#tokens.get(key)
     if (!token) {
@@ -234,6 +274,9 @@ export class RegistryAuth {
             `${this.#registry}: the token server ${untrusted(redactUrl(realm))} refused ${credential ? 'the credentials' : 'anonymous access'} (HTTP ${res.status}). ${credential ? 'Check the username and password or token' : 'Log in first (docker/login-action) or set github-token for ghcr.io'}`
           )
         }
+        if (TOO_LARGE_STATUSES.has(res.status) && scopes.length > 1) {
+          throw new ScopeListRefused(`the token server ${untrusted(redactUrl(realm))} refused a token for ${scopes.length} repositories (HTTP ${res.status})`)
+        }
         if (res.status !== 200) {
           throw new PromoteError('REGISTRY_ERROR', `${this.#registry}: the token server ${untrusted(redactUrl(realm))} answered HTTP ${res.status}`, {
             transient: res.status >= 500
@@ -265,7 +308,7 @@ export class RegistryAuth {
    * nothing, and the write itself will be the test.
    */
   async assertGranted(repository: string, action: 'pull' | 'push'): Promise<void> {
-    const authorization = await this.authorization()
+    const authorization = await this.authorization([repository])
     if (!authorization?.startsWith('Bearer ')) return
     const granted = grantedActions(authorization.slice('Bearer '.length), repository)
     if (granted && !granted.has(action) && !granted.has('*')) {
@@ -278,8 +321,12 @@ export class RegistryAuth {
     }
   }
 
-  /** Says who was refused, and how to fix it, without naming the secret. */
-  async describeRefusal(status: number, what: string): Promise<PromoteError> {
+  /**
+   * Says who was refused, and how to fix it, without naming the secret. `said` is the registry's own reason
+   * ("HTTP 403 (DENIED: … cannot be updated due to immutability settings)", as Docker Hub refuses an immutable
+   * tag), kept because a 403 is not always about permissions.
+   */
+  async describeRefusal(status: number, what: string, said = `HTTP ${status}`): Promise<PromoteError> {
     const credential = await this.#credentials.lookup(this.#registry)
     const who = credential
       ? `with the ${credential.kind === 'basic' ? `credentials of user "${credential.username}"` : 'configured token'}`
@@ -287,9 +334,12 @@ export class RegistryAuth {
     if (status === 401) {
       return new PromoteError(
         'UNAUTHORIZED',
-        `${what}: ${this.#registry} refused the request ${who} (HTTP 401). ${credential ? 'Check that the credentials are valid' : `Log in to ${this.#registry} before this step (docker/login-action)`}`
+        `${what}: ${this.#registry} refused the request ${who} (${said}). ${credential ? 'Check that the credentials are valid' : `Log in to ${this.#registry} before this step (docker/login-action)`}`
       )
     }
-    return new PromoteError('DENIED', `${what}: ${this.#registry} denied the request ${who} (HTTP 403). The identity lacks permission for this repository`)
+    return new PromoteError(
+      'DENIED',
+      `${what}: ${this.#registry} denied the request ${who} (${said}). Unless the registry's reason says otherwise, the identity lacks permission for this repository`
+    )
   }
 }

@@ -127,7 +127,7 @@ export class LayoutRepository implements Repository {
     return this.#hasFile(digest)
   }
 
-  async putManifest(reference: string, manifest: Manifest): Promise<void> {
+  async putManifest(reference: string, manifest: Manifest): Promise<undefined> {
     if (sha256Digest(manifest.bytes) !== manifest.digest) {
       throw new PromoteError('DIGEST_MISMATCH', `refusing to store ${manifest.digest} in ${this.name}: the bytes do not hash to it`)
     }

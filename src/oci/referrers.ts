@@ -6,19 +6,29 @@ import type { Repository } from './repository.js'
 
 export interface ReferrerListing {
   readonly descriptors: readonly Descriptor[]
-  /** How they were found: the referrers API, the `sha256-<hex>` fallback tag, or not at all. */
-  readonly via: 'api' | 'tag' | 'none'
+  /** How they were found: the referrers API, the `sha256-<hex>` fallback tag, both, or not at all. */
+  readonly via: ReferrersVia
   readonly notes: readonly string[]
 }
 
+export type ReferrersVia = 'api' | 'tag' | 'api+tag' | 'none'
+
 /**
- * Lists what refers to `digest`: the referrers API where the store has one,
- * else the fallback tag, which must be an index and must not be the image
- * itself (some registries resolve `sha256-<hex>` as the digest: oras-go#1396).
+ * Lists what refers to `digest`: the referrers API where the store has one, and the fallback tag, which must be
+ * an index and must not be the image itself (some registries resolve `sha256-<hex>` as the digest: oras-go#1396).
+ * Both are read: a registry that gained the API keeps what clients wrote under the tag before, and ghcr.io
+ * answers the API (with an empty list, sbomify#1530) while GitHub's attest actions write the tag there
+ * (attest-build-provenance#71). Every referrer is verified on its own, so reading more never trusts more.
  */
 export async function listReferrers(repository: Repository, digest: string): Promise<ReferrerListing> {
-  const fromApi = await repository.referrersFromApi(digest)
-  if (fromApi) return { descriptors: fromApi.descriptors, via: 'api', notes: fromApi.skipped }
+  const [fromApi, fromTag] = await Promise.all([repository.referrersFromApi(digest), fallbackReferrers(repository, digest)])
+  if (!fromApi) return fromTag
+  const descriptors = [...fromApi.descriptors]
+  for (const d of fromTag.descriptors) if (!descriptors.some((known) => known.digest === d.digest)) descriptors.push(d)
+  return { descriptors, via: fromTag.via === 'tag' ? 'api+tag' : 'api', notes: [...fromApi.skipped, ...fromTag.notes] }
+}
+
+async function fallbackReferrers(repository: Repository, digest: string): Promise<ReferrerListing> {
   const tag = digestTag(digest)
   const fallback = await repository.fetchManifest(tag, { probe: true })
   if (!fallback) return { descriptors: [], via: 'none', notes: [] }
@@ -77,26 +87,35 @@ async function addToFallbackIndex(repository: Repository, subject: string, refer
 }
 
 /**
- * Makes referrers findable from their subject in one repository. A store with
- * the referrers API indexes them itself; for the others each referrer is merged
- * into the subject's fallback index. Whether the API is there is asked once per
- * subject, and updates of one fallback index are queued: each reads, merges and
- * rewrites one tag, so two at once would lose a referrer.
+ * Makes referrers findable from their subject in one repository. A registry
+ * that indexes referrers itself says so: it answers the referrer's PUT with
+ * `OCI-Subject` (distribution-spec, "Pushing Manifests with Subject"), or its
+ * referrers API lists the referrer. Anything else gets the referrer merged into
+ * the subject's fallback index: a 200 from the API alone proves nothing (ghcr.io
+ * answers an empty list and indexes nothing). Updates of one fallback index are
+ * queued: each reads, merges and rewrites one tag, so two at once would lose one.
  */
 export class ReferrerIndex {
   readonly #repository: Repository
-  readonly #hasApi = new Map<string, Promise<boolean>>()
+  readonly #listed = new Map<string, Promise<ReadonlySet<string>>>()
   readonly #updates = new Map<string, Promise<boolean>>()
 
   constructor(repository: Repository) {
     this.#repository = repository
   }
 
-  /** True when this call added `referrer` to the fallback index; false when the API lists it or the index already did. */
-  async add(subject: string, referrer: Descriptor): Promise<boolean> {
-    let hasApi = this.#hasApi.get(subject)
-    if (!hasApi) this.#hasApi.set(subject, (hasApi = this.#repository.referrersFromApi(subject).then((r) => r !== undefined)))
-    if (await hasApi) return false
+  /**
+   * True when this call added `referrer` to the fallback index; false when the registry indexes it or the index
+   * already did. `ociSubject`: the OCI-Subject header the referrer's PUT was answered with, if it was put now.
+   */
+  async add(subject: string, referrer: Descriptor, ociSubject?: string): Promise<boolean> {
+    if (ociSubject === subject) return false
+    let listed = this.#listed.get(subject)
+    if (!listed) {
+      listed = this.#repository.referrersFromApi(subject).then((r) => new Set(r?.descriptors.map((d) => d.digest) ?? []))
+      this.#listed.set(subject, listed)
+    }
+    if ((await listed).has(referrer.digest)) return false
     const previous = this.#updates.get(subject) ?? Promise.resolve(false)
     const next = previous.catch(() => false).then(() => addToFallbackIndex(this.#repository, subject, referrer))
     this.#updates.set(subject, next)

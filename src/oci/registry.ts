@@ -13,6 +13,8 @@ import { NO_RETRY, headerValue, readLimited, type HttpMethod, type HttpResponse,
 const MAX_ERROR_BODY_BYTES = 64 * 1024
 
 interface CallOptions {
+  /** The repositories the request touches, so a token split per repository covers them (see RegistryAuth). */
+  readonly repositories?: readonly string[]
   readonly headers?: Record<string, string>
   readonly body?: () => Buffer | Readable | Promise<Buffer | Readable>
   readonly retry?: typeof NO_RETRY
@@ -47,6 +49,14 @@ async function registrySays(res: HttpResponse): Promise<{ said: string; codes: u
     res.body.destroy()
   }
   return { said: `HTTP ${res.status}${detail ? ` (${untrusted(detail)})` : ''}`, codes }
+}
+
+/**
+ * A refusal of the request's headers for their size: 431 (RFC 6585), or the HTML 400 page a front end such as
+ * nginx sends ("Request Header Or Cookie Too Large"), never a registry's own JSON 400.
+ */
+function headersTooLarge(res: HttpResponse): boolean {
+  return res.status === 431 || (res.status === 400 && (headerValue(res.headers, 'content-type') ?? '').startsWith('text/html'))
 }
 
 /** What a run cost one registry: manifest GETs (Docker Hub counts each as a pull) and the rate limit it last reported. */
@@ -113,32 +123,45 @@ export class RegistryClient {
   /**
    * One registry call: adds credentials (only for this registry's own origin)
    * and, on a 401, refreshes them once before giving up with a clear refusal.
+   * A request refused for the size of its headers is sent once more with a
+   * token for its own repositories only.
    */
   async call<T>(what: string, method: HttpMethod, target: string | URL, handle: (res: HttpResponse) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const url = typeof target === 'string' ? new URL(target, this.baseUrl) : target
-    for (let attempt = 0; ; attempt++) {
+    let refreshed = false
+    for (;;) {
+      let sentBearer = false
       const outcome = await this.#transport.exchange(
         async () => {
           const headers: Record<string, string> = { ...options.headers }
           if (url.origin === this.baseUrl.origin) {
-            const authorization = await this.auth.authorization()
+            const authorization = await this.auth.authorization(options.repositories)
             if (authorization) headers['authorization'] = authorization
+            sentBearer = authorization?.startsWith('Bearer ') === true
           }
           return { method, url, headers, body: options.body ? await options.body() : null }
         },
-        async (res): Promise<{ refused: HttpResponse } | { value: T }> => {
-          if (res.status === 401 || res.status === 403) {
+        async (res): Promise<{ refused: HttpResponse; said: string } | { value: T }> => {
+          if (headersTooLarge(res)) {
             await res.body.dump()
-            return { refused: res }
+            return { refused: res, said: `HTTP ${res.status}` }
           }
+          if (res.status === 401 || res.status === 403) return { refused: res, said: (await registrySays(res)).said }
           return { value: await handle(res) }
         },
         options.retry ? { retry: options.retry } : {}
       )
       if ('value' in outcome) return outcome.value
       const refusal = outcome.refused
-      if (refusal.status === 401 && attempt === 0 && (await this.auth.refresh(refusal))) continue
-      throw await this.auth.describeRefusal(refusal.status, what)
+      if (headersTooLarge(refusal)) {
+        if (this.auth.headersRefused(sentBearer)) continue
+        throw new PromoteError('REGISTRY_ERROR', `${what}: ${this.registry} refused the request's headers as too large (HTTP ${refusal.status})`)
+      }
+      if (refusal.status === 401 && !refreshed && (await this.auth.refresh(refusal))) {
+        refreshed = true
+        continue
+      }
+      throw await this.auth.describeRefusal(refusal.status, what, outcome.said)
     }
   }
 }
@@ -190,6 +213,7 @@ function checkDigestArgument(digest: string): string {
 export class RemoteRepository implements Repository {
   readonly name: string
   readonly store: string
+  readonly #uploadsOpenedByMount = new Map<string, { mounted: false; location: URL; chunkMax?: number; chunkMin?: number }>()
 
   constructor(
     readonly client: RegistryClient,
@@ -199,6 +223,11 @@ export class RemoteRepository implements Repository {
     this.store = `registry:${client.registry}`
   }
 
+  /** A call touching this repository (and, for a mount, the one mounted from). */
+  #call<T>(what: string, method: HttpMethod, target: string | URL, handle: (res: HttpResponse) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    return this.client.call(what, method, target, handle, { repositories: [this.repository], ...options })
+  }
+
   #path(kind: 'manifests' | 'blobs', reference: string): string {
     return `/v2/${this.repository}/${kind}/${reference}`
   }
@@ -206,7 +235,7 @@ export class RemoteRepository implements Repository {
   async fetchManifest(reference: string, options: { readonly probe?: boolean } = {}): Promise<Manifest | undefined> {
     if (options.probe && !(await this.#manifestExists(reference))) return undefined
     const what = `GET manifest ${this.name}:${reference}`
-    return this.client.call(
+    return this.#call(
       what,
       'GET',
       this.#path('manifests', reference),
@@ -241,7 +270,7 @@ export class RemoteRepository implements Repository {
   /** HEAD of a manifest: null when absent, else the digest the registry claims for it ('' when it claims none). */
   async #head(reference: string): Promise<string | null> {
     const what = `HEAD manifest ${this.name}${SHA256_DIGEST.test(reference) ? '@' : ':'}${reference}`
-    return this.client.call(
+    return this.#call(
       what,
       'HEAD',
       this.#path('manifests', reference),
@@ -272,9 +301,9 @@ export class RemoteRepository implements Repository {
     return this.#manifestExists(checkDigestArgument(digest))
   }
 
-  async putManifest(reference: string, manifest: Manifest): Promise<void> {
+  async putManifest(reference: string, manifest: Manifest): Promise<string | undefined> {
     const what = `PUT manifest ${this.name}:${reference}`
-    await this.client.call(
+    return this.#call(
       what,
       'PUT',
       this.#path('manifests', reference),
@@ -288,6 +317,7 @@ export class RemoteRepository implements Repository {
             `${this.client.registry} stored ${this.name}:${reference} as ${stored}, not ${manifest.digest}: it altered the manifest`
           )
         }
+        return headerValue(res.headers, 'oci-subject')
       },
       {
         headers: { 'content-type': manifest.mediaType, 'content-length': String(manifest.bytes.length) },
@@ -298,7 +328,7 @@ export class RemoteRepository implements Repository {
 
   async deleteTag(tag: string): Promise<void> {
     const what = `DELETE tag ${this.name}:${tag}`
-    await this.client.call(what, 'DELETE', this.#path('manifests', tag), async (res) => {
+    await this.#call(what, 'DELETE', this.#path('manifests', tag), async (res) => {
       // Distribution 2.8 and others delete manifests by digest only; say so rather than fake it.
       if (res.status === 405 || res.status === 400 || res.status === 404) {
         throw new PromoteError('REGISTRY_ERROR', `${this.client.registry} does not delete tags (${(await registrySays(res)).said})`)
@@ -310,7 +340,7 @@ export class RemoteRepository implements Repository {
 
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
     const what = `HEAD blob ${this.name}@${descriptor.digest}`
-    return this.client.call(what, 'HEAD', this.#path('blobs', checkDigestArgument(descriptor.digest)), async (res) => {
+    return this.#call(what, 'HEAD', this.#path('blobs', checkDigestArgument(descriptor.digest)), async (res) => {
       await res.body.dump()
       if (res.status === 404) return false
       if (res.status !== 200) throw await responseError(res, what)
@@ -320,7 +350,7 @@ export class RemoteRepository implements Repository {
 
   async openBlob(descriptor: Descriptor): Promise<Readable> {
     const what = `GET blob ${this.name}@${descriptor.digest}`
-    return this.client.call(what, 'GET', this.#path('blobs', checkDigestArgument(descriptor.digest)), async (res) => {
+    return this.#call(what, 'GET', this.#path('blobs', checkDigestArgument(descriptor.digest)), async (res) => {
       if (res.status === 404) {
         await res.body.dump()
         throw new PromoteError('BLOB_UNKNOWN', `${this.name} does not have blob ${descriptor.digest} that its manifest references`)
@@ -332,7 +362,7 @@ export class RemoteRepository implements Repository {
 
   async referrersFromApi(digest: string): Promise<IndexEntries | undefined> {
     const what = `GET referrers ${this.name}@${digest}`
-    return this.client.call(
+    return this.#call(
       what,
       'GET',
       `/v2/${this.repository}/referrers/${checkDigestArgument(digest)}`,
@@ -351,9 +381,12 @@ export class RemoteRepository implements Repository {
     )
   }
 
-  async #startUpload(query: string): Promise<{ mounted: true } | { mounted: false; location: URL; chunkMax?: number; chunkMin?: number }> {
+  async #startUpload(
+    query: string,
+    repositories: readonly string[] = [this.repository]
+  ): Promise<{ mounted: true } | { mounted: false; location: URL; chunkMax?: number; chunkMin?: number }> {
     const what = `POST blob upload ${this.name}`
-    return this.client.call(
+    return this.#call(
       what,
       'POST',
       `/v2/${this.repository}/blobs/uploads/${query}`,
@@ -377,7 +410,7 @@ export class RemoteRepository implements Repository {
           ...(chunkMin ? { chunkMin } : {})
         }
       },
-      { headers: { 'content-length': '0' } }
+      { repositories, headers: { 'content-length': '0' } }
     )
   }
 
@@ -385,11 +418,13 @@ export class RemoteRepository implements Repository {
     if (!(from instanceof RemoteRepository) || from.store !== this.store) return false
     const query = `?mount=${encodeURIComponent(descriptor.digest)}&from=${encodeURIComponent(from.repository)}`
     // Mounting is only an optimisation: any failure falls back to a plain upload.
-    const started = await this.#startUpload(query).catch(() => undefined)
+    const started = await this.#startUpload(query, [this.repository, from.repository]).catch(() => undefined)
+    // A registry that does not mount (across projects in Harbor, go-containerregistry#1393) answers with an upload
+    // instead, as the distribution spec allows: the blob's upload goes on there rather than leaving it open.
+    if (started && !started.mounted) this.#uploadsOpenedByMount.set(descriptor.digest, started)
     return started?.mounted === true
   }
 
-  /** One attempt; the caller retries the whole blob, since a stream cannot be replayed. */
   /**
    * One attempt; the caller retries the whole blob, since a stream cannot be replayed. One PUT, unless the
    * registry caps request bodies: it announced OCI-Chunk-Max-Length below the blob's size, or it refused the
@@ -397,7 +432,9 @@ export class RemoteRepository implements Repository {
    * describes and Cloudflare's serverless registry and ghcr.io's PATCH limit need.
    */
   async writeBlob(descriptor: Descriptor, open: () => Promise<Readable>): Promise<void> {
-    const started = await this.#startUpload('')
+    const opened = this.#uploadsOpenedByMount.get(descriptor.digest)
+    this.#uploadsOpenedByMount.delete(descriptor.digest)
+    const started = opened ?? (await this.#startUpload(''))
     if (started.mounted) return
     if (started.chunkMax !== undefined && descriptor.size > started.chunkMax) {
       return this.#writeChunked(descriptor, open, started.location, chunkSize(started.chunkMax, started.chunkMin))
@@ -405,7 +442,7 @@ export class RemoteRepository implements Repository {
     const url = new URL(started.location)
     url.searchParams.set('digest', descriptor.digest)
     const what = `PUT blob ${this.name}@${descriptor.digest}`
-    const tooLarge = await this.client.call(
+    const tooLarge = await this.#call(
       what,
       'PUT',
       url,
@@ -465,7 +502,7 @@ export class RemoteRepository implements Repository {
     const url = new URL(location)
     url.searchParams.set('digest', descriptor.digest)
     const done = `PUT blob ${this.name}@${descriptor.digest} (last of its chunks)`
-    await this.client.call(
+    await this.#call(
       done,
       'PUT',
       url,
@@ -478,7 +515,7 @@ export class RemoteRepository implements Repository {
   }
 
   async #patch(location: URL, chunk: Buffer, offset: number, what: string): Promise<'too-large' | { location: URL; accepted: number }> {
-    return this.client.call(
+    return this.#call(
       what,
       'PATCH',
       location,
@@ -506,7 +543,7 @@ export class RemoteRepository implements Repository {
 
   /** Where an upload stands: the end of its `Range: 0-N` plus one, and the location to go on with (GET on the upload). */
   async #uploadStatus(location: URL, what: string): Promise<{ offset: number; location: URL }> {
-    return this.client.call(`${what} (upload status)`, 'GET', location, async (res) => {
+    return this.#call(`${what} (upload status)`, 'GET', location, async (res) => {
       await res.body.dump()
       if (res.status !== 204 && res.status !== 200) throw new PromoteError('REGISTRY_ERROR', `${what}: upload status answered HTTP ${res.status}`)
       const range = /^(?:bytes=)?0-(\d+)$/.exec(headerValue(res.headers, 'range') ?? '')

@@ -21,8 +21,11 @@ export interface Repository {
   /** The digest a tag points at, or undefined when the tag does not exist. */
   resolveTag(tag: string): Promise<string | undefined>
   hasManifest(digest: string): Promise<boolean>
-  /** Stores the exact bytes under a tag or their digest. */
-  putManifest(reference: string, manifest: Manifest): Promise<void>
+  /**
+   * Stores the exact bytes under a tag or their digest. Returns the `OCI-Subject` the registry answered with: it
+   * indexes the manifest as a referrer of that digest itself.
+   */
+  putManifest(reference: string, manifest: Manifest): Promise<string | undefined>
   /** Removes a tag (not the manifest it points at); used only to undo a tag this run created. */
   deleteTag(tag: string): Promise<void>
 

@@ -23,7 +23,8 @@ export interface ImageVerificationInput {
 
 function looked(input: ImageVerificationInput, subject: string): string {
   const via = input.attachments.referrersVia[subject]
-  const referrers = via === 'api' ? 'the referrers API' : `the referrers fallback tag ${subject.replace(':', '-')}`
+  const tag = `the referrers fallback tag ${subject.replace(':', '-')}`
+  const referrers = via === 'api' || via === 'api+tag' ? `the referrers API and ${tag}` : tag
   return `cosign tags ${subject.replace(':', '-')}.sig/.att, ${referrers}${input.externalEvidence ? ', and GitHub artifact attestations' : ''}`
 }
 
