@@ -184,25 +184,28 @@ function chunkSize(max: number, min: number | undefined): number {
   return Math.max(Math.min(max, MAX_CHUNK_BYTES), min ?? 1)
 }
 
-/** Re-cuts a stream into pieces of at most `size` bytes (the last may be shorter). */
+/**
+ * Re-cuts a stream into pieces of `size` bytes (the last may be shorter), all in one buffer allocated once: each
+ * piece is valid until the next is asked for. A chunked upload holds one chunk per blob in flight and no more
+ * (a fresh buffer per chunk left the garbage of the previous ones to the collector and doubled the peak).
+ */
 async function* chunksOf(stream: Readable, size: number): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = []
-  let length = 0
+  const buffer = Buffer.allocUnsafe(size)
+  let filled = 0
   for await (const data of stream) {
-    let buffer = data as Buffer
-    while (length + buffer.length >= size) {
-      const take = size - length
-      yield Buffer.concat([...pending, buffer.subarray(0, take)])
-      buffer = buffer.subarray(take)
-      pending = []
-      length = 0
-    }
-    if (buffer.length > 0) {
-      pending.push(buffer)
-      length += buffer.length
+    let input = data as Buffer
+    while (input.length > 0) {
+      const take = Math.min(size - filled, input.length)
+      input.copy(buffer, filled, 0, take)
+      filled += take
+      input = input.subarray(take)
+      if (filled === size) {
+        yield buffer
+        filled = 0
+      }
     }
   }
-  if (length > 0) yield Buffer.concat(pending)
+  if (filled > 0) yield buffer.subarray(0, filled)
 }
 
 function checkDigestArgument(digest: string): string {
@@ -476,7 +479,8 @@ export class RemoteRepository implements Repository {
     let chunkBytes = size
     let broken = 0
     const what = `PATCH blob ${this.name}@${descriptor.digest}`
-    for await (const piece of chunksOf(await open(), MAX_CHUNK_BYTES)) {
+    // Pieces of the first chunk size: a 413 halves the chunks cut from each piece, and memory holds one piece.
+    for await (const piece of chunksOf(await open(), Math.max(1, Math.min(size, descriptor.size)))) {
       let sent = 0
       while (sent < piece.length) {
         const chunk = piece.subarray(sent, sent + chunkBytes)
