@@ -40,10 +40,11 @@ describe('dist/index.js', () => {
     expect(run.exitCode).toBe(0)
     expect(run.outputs['digest']).toBe(index.digest)
     expect(run.outputs['image']).toBe(`${registry.host}/acme/app@${index.digest}`)
+    const image = `${registry.host}/acme/app@${index.digest}`
     expect(JSON.parse(run.outputs['promoted']!)).toEqual([
-      { reference: `${registry.host}/acme/app:staging`, digest: index.digest, 'previous-digest': null, status: 'created' },
-      { reference: `${registry.host}/acme/mirror:staging`, digest: index.digest, 'previous-digest': null, status: 'created' },
-      { reference: `${registry.host}/acme/app:prod`, digest: index.digest, 'previous-digest': previous.digest, status: 'moved' }
+      { reference: `${registry.host}/acme/app:staging`, digest: index.digest, 'previous-digest': null, status: 'created', image },
+      { reference: `${registry.host}/acme/mirror:staging`, digest: index.digest, 'previous-digest': null, status: 'created', image },
+      { reference: `${registry.host}/acme/app:prod`, digest: index.digest, 'previous-digest': previous.digest, status: 'moved', image }
     ])
     for (const [repo, tag] of [
       ['acme/app', 'staging'],
@@ -272,7 +273,13 @@ describe('dist/index.js', () => {
     const run = await runAction({ image: `${registry.host}/acme/rb`, to: 'prod', mode: 'rollback', 'promotion-public-key': key.publicKeyPem, ...signing })
     expect(run.stdout).not.toContain('::error::')
     expect(JSON.parse(run.outputs['promoted']!)).toEqual([
-      { reference: `${registry.host}/acme/rb:prod`, digest: good.digest, 'previous-digest': bad.digest, status: 'moved' }
+      {
+        reference: `${registry.host}/acme/rb:prod`,
+        digest: good.digest,
+        'previous-digest': bad.digest,
+        status: 'moved',
+        image: `${registry.host}/acme/rb@${good.digest}`
+      }
     ])
     expect(await tagDigest(registry.url, 'acme/rb', 'prod')).toBe(good.digest)
   })

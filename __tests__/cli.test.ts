@@ -108,4 +108,22 @@ describe('oci-promote promote|plan|verify', () => {
     }
     expect((await cli('--version')).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
   })
+
+  it('stages and then promotes a release given as --release, printing the release output', async () => {
+    const images = [buildImage(), buildImage()]
+    await Promise.all(images.map((image, i) => pushImage(registry.url, `cli/rel${i}`, 'build', image)))
+    const release = JSON.stringify(images.map((_, i) => ({ image: `${registry.host}/cli/rel${i}:build` })))
+    const clash = await cli('stage', '--release', release, '--to', `${registry.host}/cli/one:prod`, '--no-verify-signature')
+    expect(clash.exitCode).toBe(2)
+    expect(clash.stderr).toContain(`${registry.host}/cli/one:prod is a destination of both release entry 1 and release entry 2`)
+    const staged = await cli('stage', '--release', release, '--to', 'prod', '--no-verify-signature')
+    expect(staged.exitCode).toBe(0)
+    expect(JSON.parse(staged.stdout).promoted.map((p: { status: string }) => p.status)).toEqual(['staged', 'staged'])
+    const run = await cli('promote', '--release', release, '--to', 'prod', '--no-verify-signature')
+    expect(run.exitCode).toBe(0)
+    expect(JSON.parse(run.stdout).release).toEqual(
+      images.map((image, i) => ({ source: `${registry.host}/cli/rel${i}:build`, image: `${registry.host}/cli/rel${i}@${image.digest}`, digest: image.digest }))
+    )
+    expect(run.stderr).toContain('release of 2 images')
+  })
 })

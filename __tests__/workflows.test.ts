@@ -5,7 +5,14 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
-const workflowFiles = readdirSync(`${root}.github/workflows`).filter((f) => /\.ya?ml$/.test(f))
+const workflowFiles = [
+  ...readdirSync(`${root}.github/workflows`)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => `.github/workflows/${f}`),
+  ...readdirSync(`${root}examples`)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => `examples/${f}`)
+]
 
 /** The parser's serialized tokens (mappings as {map: [{Key, Value}]}, sequences as {seq}) as plain values. */
 function plain(token: unknown): unknown {
@@ -19,7 +26,7 @@ function plain(token: unknown): unknown {
 
 async function parse(file: string) {
   const { parseWorkflow, NoOperationTraceWriter, convertWorkflowTemplate } = await import('@actions/workflow-parser')
-  const result = parseWorkflow({ name: file, content: readFileSync(`${root}.github/workflows/${file}`, 'utf8') }, new NoOperationTraceWriter())
+  const result = parseWorkflow({ name: file, content: readFileSync(`${root}${file}`, 'utf8') }, new NoOperationTraceWriter())
   const template = result.value ? await convertWorkflowTemplate(result.context, result.value) : undefined
   return {
     errors: [...result.context.errors.getErrors().map((e) => e.message), ...(template?.errors ?? []).map((e) => e.Message)],
@@ -51,7 +58,7 @@ describe("GitHub's workflow parser", () => {
 
 describe('the reusable promote workflow', () => {
   it('is called with workflow_call, with the inputs, secrets and outputs the README shows', async () => {
-    const { raw } = await parse('promote.yml')
+    const { raw } = await parse('.github/workflows/promote.yml')
     const call = raw['on']['workflow_call']
     expect(Object.keys(call.inputs)).toEqual(
       expect.arrayContaining([
@@ -74,7 +81,7 @@ describe('the reusable promote workflow', () => {
   })
 
   it("runs in the caller's GitHub Environment, with least permissions, and passes only inputs the action has", async () => {
-    const { raw } = await parse('promote.yml')
+    const { raw } = await parse('.github/workflows/promote.yml')
     expect(raw['permissions']).toEqual({})
     const job = raw['jobs']['promote']
     expect(job.environment).toBe('${{ inputs.environment }}')
@@ -85,5 +92,24 @@ describe('the reusable promote workflow', () => {
     // Every input of the workflow reaches the action or the login step: none is declared and then dropped.
     const used = JSON.stringify(job.steps)
     expect(Object.keys(raw['on']['workflow_call'].inputs).filter((name) => !used.includes(`inputs.${name}`))).toEqual([])
+  })
+})
+
+describe('the sharded release example (examples/release-matrix.yml)', () => {
+  it('stages in matrix shards, then one promote job over the whole release moves the tags', async () => {
+    const { raw } = await parse('examples/release-matrix.yml')
+    const known = await actionInputs()
+    const step = (job: string) => raw['jobs'][job].steps.find((s: { uses?: string }) => s.uses?.startsWith('acme/oci-promote@'))
+    const stage = step('stage')
+    const promote = step('promote')
+    for (const s of [stage, promote]) expect(Object.keys(s.with).filter((name) => !known.includes(name))).toEqual([])
+    const shards: number[] = raw['jobs']['stage'].strategy.matrix.shard
+    // GitHub's parser reads "${{ matrix.shard }}/4" as the format() it is.
+    expect(stage.with).toMatchObject({ mode: 'stage', shard: `\${{ format('{0}/${shards.length}', matrix.shard) }}` })
+    expect(shards).toEqual(shards.map((_, i) => i + 1))
+    expect(raw['jobs']['promote'].needs).toBe('stage')
+    expect(promote.with.mode ?? 'promote').toBe('promote')
+    expect(promote.with.shard).toBeUndefined()
+    expect(promote.with.release).toBe(stage.with.release)
   })
 })

@@ -36,7 +36,7 @@ export async function copyAttachments(
   const result: AttachmentCopyResult = { copied: 0, present: 0, notes: [] }
   const referrers = new ReferrerIndex(to)
   // Each distinct blob is copied once, however many attachments list it.
-  const blobs = { ...options, started: new Map<string, Promise<void>>() }
+  const blobs = { ...options, landed: new Map<string, Promise<Repository>>() }
 
   await Promise.all(
     attachments.map((attachment) =>

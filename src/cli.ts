@@ -16,7 +16,7 @@ import { GITHUB_ACTIONS_ISSUER, exactIdentity, type SignaturePolicy } from './ve
 /** Exit codes, as documented in the README. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const
 
-const COMMANDS = ['promote', 'plan', 'verify', 'rollback', 'verify-bundle'] as const
+const COMMANDS = ['promote', 'plan', 'verify', 'stage', 'rollback', 'verify-bundle'] as const
 type Command = (typeof COMMANDS)[number]
 
 // Inputs that are switches: `--verify-blobs` alone means true, `--no-verify-blobs` false.
@@ -26,6 +26,8 @@ const LISTS = new Set(['to', 'insecure-registries'])
 // The action's inputs (action.yml); every other flag is a usage error.
 const INPUTS = new Set([
   'image',
+  'release',
+  'shard',
   'digest',
   'to',
   'immutable-tags',
@@ -63,6 +65,7 @@ const USAGE = `oci-promote ${VERSION}: promote a container image between environ
 
 usage:
   oci-promote promote|plan|verify|rollback [IMAGE] --to TAG [--to TAG ...] [--INPUT VALUE ...]
+  oci-promote promote|plan|verify|stage --release FILE [--to TAG ...] [--shard K/N] [--INPUT VALUE ...]
   oci-promote verify-bundle --bundle FILE (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key FILE)
                             [--trusted-root FILE] ARTIFACT_FILE_OR_SHA256_DIGEST
   oci-promote --version | --help
@@ -154,11 +157,10 @@ async function promoteCommand(parsed: Parsed): Promise<number> {
   }
   const log = { info: say, debug: parsed.debug ? (m: string) => say(`debug: ${m}`) : () => {} }
   const outcome = await runPromotion(inputs, { log, onSecret: () => {}, env: process.env, ...(progress ? { progress: progress.draw } : {}) })
-  const { result } = outcome
   progress?.clear()
   for (const line of resultLines(outcome)) stderr(line)
-  for (const note of result.notes) stderr(`note: ${note}`)
-  printJson(outputsOf(result))
+  for (const note of outcome.results.flatMap((r) => r.notes)) stderr(`note: ${note}`)
+  printJson(outputsOf(outcome))
   return EXIT.ok
 }
 

@@ -31,11 +31,13 @@ export interface CopyOptions {
   readonly signal?: AbortSignal
   readonly progress?: (progress: CopyProgress) => void
   /**
-   * Blob copies already started into the same repository, by digest: several attachments share blobs (the empty
-   * config of every Sigstore referrer), and two uploads of one digest at once can leave a registry (Distribution
-   * 2.8 seen here) without it when the manifest that needs it arrives.
+   * Where each blob went or is going in the destination's store (one registry), by digest, shared by every copy of
+   * a run into that store: several attachments share blobs (the empty config of every Sigstore referrer), the images
+   * of a release share base layers, and two uploads of one digest into one repository at once can leave a registry
+   * (Distribution 2.8 seen here) without it when the manifest that needs it arrives. A blob is sent once per store;
+   * any other repository there mounts it from where it landed.
    */
-  readonly started?: Map<string, Promise<void>>
+  readonly landed?: Map<string, Promise<Repository>>
 }
 
 async function copyBlob(blob: Descriptor, from: Repository, to: Repository, options: CopyOptions, stats: CopyStats): Promise<void> {
@@ -67,12 +69,19 @@ export async function copyImageContent(graph: ImageGraph, from: Repository, to: 
   await Promise.all(
     graph.blobs.map((blob) =>
       options.limit(async () => {
-        const started = options.started?.get(blob.digest)
-        if (started) await started
-        else {
-          const copy = copyBlob(blob, from, to, options, stats)
-          options.started?.set(blob.digest, copy)
+        const first = options.landed?.get(blob.digest)
+        if (!first) {
+          const copy = copyBlob(blob, from, to, options, stats).then(() => to)
+          options.landed?.set(blob.digest, copy)
           await copy
+        } else {
+          // Landed in another repository of this store: mount it from there, or copy it after all.
+          const there = await first.catch(() => undefined)
+          if (there?.name === to.name) stats.blobsPresent++
+          else {
+            if (there && (await to.mountBlob(blob, there))) stats.blobsMounted++
+            else await copyBlob(blob, from, to, options, stats)
+          }
         }
         total.blobsDone++
         total.bytesDone += blob.size

@@ -2,17 +2,33 @@ import * as core from '@actions/core'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
+import { parse as parseYaml } from 'yaml'
 import { PromoteError, errorMessage } from './errors.js'
 import { SHA256_DIGEST } from './oci/digest.js'
-import { parseDestination, parseReference, type Reference } from './oci/reference.js'
+import { formatReference, parseDestination, parseReference, type Reference } from './oci/reference.js'
 import { DEFAULT_IMMUTABLE_TAGS, type Mode } from './promote.js'
 import { PROMOTION_PREDICATE_TYPE } from './records.js'
 import { GITHUB_ACTIONS_ISSUER, exactIdentity, identityRegexp, signaturePredicateTypes, type IdentityPolicy, type SignaturePolicy } from './verify/policy.js'
 
-export interface Inputs {
+/** One image to promote and where: the `image`, `digest` and `to` inputs, or one entry of a release. */
+export interface ImageInput {
   readonly image: Reference
   readonly digest?: string
   readonly to: readonly Reference[]
+}
+
+/** A release: its images as one unit (the `release` input), and the slice this job takes of it (`shard`). */
+export interface ReleaseInput {
+  /** How many images the release document lists; `images` holds this job's shard of them. */
+  readonly size: number
+  readonly shard?: { readonly index: number; readonly count: number }
+}
+
+export interface Inputs {
+  /** The image of a single-image run, or the images of a release (this job's shard). */
+  readonly images: readonly ImageInput[]
+  /** Set when the images come from the `release` input. */
+  readonly release?: ReleaseInput
   readonly mode: InputMode
   readonly immutableTags?: RegExp
   readonly verifyBlobs: boolean
@@ -33,7 +49,7 @@ export interface Inputs {
 }
 
 export type InputMode = Mode | 'rollback'
-const MODES: readonly InputMode[] = ['promote', 'plan', 'verify', 'rollback']
+const MODES: readonly InputMode[] = ['promote', 'plan', 'verify', 'stage', 'rollback']
 const MAX_CONCURRENCY = 64
 export const DEFAULT_CONCURRENCY = 8
 export const DEFAULT_DEADLINE_SECONDS = 1800
@@ -259,6 +275,144 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
   }
 }
 
+function readDigest(name: string, value: string, image: Reference): string | undefined {
+  if (value === '') return undefined
+  if (!SHA256_DIGEST.test(value)) {
+    fail(name, `"${value}" is not a sha256 digest; expected sha256: followed by 64 lowercase hex characters, as the build job's digest output`)
+  }
+  if (image.digest && image.digest !== value) fail(name, `the image reference pins ${image.digest}, which contradicts digest ${value}`)
+  return value
+}
+
+const TO_HELP = 'one destination per line, a tag of the source repository (staging) or a full reference (ghcr.io/acme/app:prod)'
+
+/** The single image of the `image`, `digest` and `to` inputs. */
+function readImage(mode: InputMode): ImageInput {
+  const imageText = read('image').trim()
+  if (imageText === '') {
+    fail('image', 'is required: the image to promote, e.g. ghcr.io/acme/app:build-42 or ghcr.io/acme/app@sha256:…, or a release document in release')
+  }
+  const image = readReference('image', () => parseReference(imageText))
+  const digest = readDigest('digest', read('digest').trim(), image)
+  const to = splitList(read('to')).map((line) => readReference('to', () => parseDestination(line, image)))
+  if (to.length === 0 && mode !== 'verify') fail('to', `is required: ${TO_HELP}`)
+  return { image, ...(digest ? { digest } : {}), to }
+}
+
+const MAX_RELEASE_BYTES = 1024 * 1024
+const MAX_RELEASE_IMAGES = 1000
+const MAX_SHARDS = 256
+const ENTRY_KEYS = new Set(['image', 'digest', 'to'])
+
+/** The release document: inline YAML or JSON, or the path of a file holding it. */
+function releaseDocument(value: string): { text: string; where: string } {
+  // A document is a list: it starts with "[" (JSON, YAML flow) or "- " (YAML), or spans lines. Anything else is a path.
+  if (value.includes('\n') || value.startsWith('[') || value.startsWith('-')) return { text: value, where: 'release' }
+  const path = resolve(value)
+  const inside = relative(process.cwd(), path)
+  if (inside === '..' || inside.startsWith(`..${sep}`)) fail('release', `the file ${value} is outside the working directory; give a path inside the workspace`)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    return fail('release', `is neither a release document (a list of images) nor a readable file (${errorMessage(error)})`)
+  }
+  if (Buffer.byteLength(text) > MAX_RELEASE_BYTES) fail('release', `the file ${value} is over ${MAX_RELEASE_BYTES} bytes`)
+  return { text, where: value }
+}
+
+/** `1/3` → the first of three slices. */
+function readShard(): ReleaseInput['shard'] {
+  const text = read('shard').trim()
+  if (text === '') return undefined
+  const match = /^(\d+)\/(\d+)$/.exec(text)
+  const index = Number(match?.[1])
+  const count = Number(match?.[2])
+  if (!match || index < 1 || count < 1 || index > count || count > MAX_SHARDS) {
+    fail('shard', `"${text}" is not k/n with 1 ≤ k ≤ n ≤ ${MAX_SHARDS}, e.g. \${{ matrix.shard }}/3`)
+  }
+  return { index, count }
+}
+
+/**
+ * The release input: a list of entries, each with `image`, optional `digest` and optional `to` (a string or a list;
+ * bare tags relative to the entry's repository; the step's `to` when absent). Every entry is checked here, before any
+ * request: an entry without an image, a key that is not one of those, a tag two entries would both write.
+ */
+function readRelease(value: string, mode: InputMode): { images: ImageInput[]; release: ReleaseInput } {
+  for (const exclusive of ['image', 'digest']) {
+    if (read(exclusive).trim())
+      fail(exclusive, `cannot be combined with release; give each image${exclusive === 'digest' ? "'s digest" : ''} in the release document`)
+  }
+  if (mode === 'rollback') fail('release', 'cannot be combined with mode: rollback yet; roll back each image with its own step')
+  const { text, where } = releaseDocument(value)
+  let document: unknown
+  try {
+    // YAML 1.2 is a superset of JSON; aliases are capped so a small document cannot expand without bound.
+    document = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100, prettyErrors: true })
+  } catch (error) {
+    return fail('release', `${where} does not parse as YAML or JSON: ${errorMessage(error).split('\n')[0]}`)
+  }
+  if (!Array.isArray(document) || document.length === 0) {
+    fail(
+      'release',
+      `${where} must be a non-empty list of images, one entry each ({ image, digest, to }); got ${Array.isArray(document) ? 'an empty list' : typeof document}`
+    )
+  }
+  if (document.length > MAX_RELEASE_IMAGES) fail('release', `${where} lists ${document.length} images; at most ${MAX_RELEASE_IMAGES} are accepted`)
+  const stepTo = splitList(read('to'))
+  const owners = new Map<string, number>()
+  const images = document.map((entry: unknown, i): ImageInput => {
+    const name = `release entry ${i + 1}`
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return fail('release', `${name} is not a mapping with image, digest and to`)
+    const fields = entry as Record<string, unknown>
+    const unknown = Object.keys(fields).filter((k) => !ENTRY_KEYS.has(k))
+    if (unknown.length) fail('release', `${name} has ${unknown.map((k) => `"${k}"`).join(', ')}; an entry has only image, digest and to`)
+    if (typeof fields['image'] !== 'string' || fields['image'].trim() === '') return fail('release', `${name} has no image`)
+    const label = `${name} (${fields['image'].trim()})`
+    const image = readReference('release', () => {
+      try {
+        return parseReference((fields['image'] as string).trim())
+      } catch (error) {
+        throw new Error(`${label}: ${errorMessage(error)}`, { cause: error })
+      }
+    })
+    if (fields['digest'] !== undefined && typeof fields['digest'] !== 'string') fail('release', `${label}: digest is not a string`)
+    const digest = readDigest('release', typeof fields['digest'] === 'string' ? fields['digest'].trim() : '', image)
+    const toField = fields['to']
+    if (toField !== undefined && typeof toField !== 'string' && !(Array.isArray(toField) && toField.every((t) => typeof t === 'string'))) {
+      fail('release', `${label}: to is neither a string nor a list of strings`)
+    }
+    const lines: string[] = toField === undefined ? stepTo : Array.isArray(toField) ? toField : splitList(toField)
+    if (lines.length === 0 && mode !== 'verify') fail('release', `${label} has no to, and the step's to is empty: ${TO_HELP}`)
+    const to = lines.map((line) =>
+      readReference('release', () => {
+        try {
+          return parseDestination(line.trim(), image)
+        } catch (error) {
+          throw new Error(`${label}: destination "${line}": ${errorMessage(error)}`, { cause: error })
+        }
+      })
+    )
+    for (const ref of to) {
+      if (!ref.tag) continue
+      const key = formatReference(ref)
+      const other = owners.get(key)
+      if (other !== undefined && other !== i) fail('release', `${key} is a destination of both release entry ${other + 1} and ${label}; a tag holds one image`)
+      owners.set(key, i)
+    }
+    return { image, ...(digest ? { digest } : {}), to }
+  })
+  const shard = readShard()
+  if (shard && mode === 'promote') {
+    fail('shard', 'cannot be combined with mode: promote, which would move part of a release; stage the shards, then promote the whole release in one step')
+  }
+  return {
+    images: shard ? images.filter((_, i) => i % shard.count === shard.index - 1) : images,
+    release: { size: images.length, ...(shard ? { shard } : {}) }
+  }
+}
+
 /** Reads and checks every input; the only place that does. Nothing here touches the network. */
 export function getInputs(from: InputSource = actionInputs): Inputs {
   source = from
@@ -266,25 +420,11 @@ export function getInputs(from: InputSource = actionInputs): Inputs {
 }
 
 function readInputs(): Inputs {
-  const imageText = read('image').trim()
-  if (imageText === '') fail('image', 'is required: the image to promote, e.g. ghcr.io/acme/app:build-42 or ghcr.io/acme/app@sha256:…')
-  const image = readReference('image', () => parseReference(imageText))
-
-  const digest = read('digest').trim()
-  if (digest !== '' && !SHA256_DIGEST.test(digest)) {
-    fail('digest', `"${digest}" is not a sha256 digest; expected sha256: followed by 64 lowercase hex characters, as the build job's digest output`)
-  }
-  if (digest !== '' && image.digest && image.digest !== digest) {
-    fail('digest', `the image reference pins ${image.digest}, which contradicts digest ${digest}`)
-  }
-
   const modeText = (read('mode').trim() || 'promote') as InputMode
   if (!MODES.includes(modeText)) fail('mode', `"${modeText}" is not one of ${MODES.join(', ')}`)
-
-  const to = splitList(read('to')).map((line) => readReference('to', () => parseDestination(line, image)))
-  if (to.length === 0 && modeText !== 'verify') {
-    fail('to', 'is required: one destination per line, a tag of the source repository (staging) or a full reference (ghcr.io/acme/app:prod)')
-  }
+  const releaseText = read('release').trim()
+  if (!releaseText && read('shard').trim()) fail('shard', 'needs release: the document listing the images to take a slice of')
+  const { images, release } = releaseText ? readRelease(releaseText, modeText) : { images: [readImage(modeText)], release: undefined }
 
   const concurrency = readWholeNumber('concurrency', DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY)
   const deadlineSeconds = readWholeNumber('deadline-seconds', DEFAULT_DEADLINE_SECONDS, 10, 6 * 3600)
@@ -313,9 +453,8 @@ function readInputs(): Inputs {
     }
   }
   return {
-    image,
-    ...(digest ? { digest } : {}),
-    to,
+    images,
+    ...(release ? { release } : {}),
     mode: modeText,
     ...(immutableTags ? { immutableTags } : {}),
     verifyBlobs: readBoolean('verify-blobs', false),

@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { errorMessage, failureMessage } from './errors.js'
 import { getInputs, type Inputs } from './inputs.js'
 import type { PromotionResult } from './promote.js'
-import { outputsOf, resultLines, runPromotion } from './run.js'
+import { outputsOf, resultLines, runPromotion, type RunOutcome } from './run.js'
 import { renderSummary } from './summary.js'
 import { commandSafe, untrusted } from './untrusted.js'
 
@@ -17,19 +17,20 @@ const log = {
   fail: (message: string) => core.setFailed(commandSafe(message))
 }
 
-function setOutputs(result: PromotionResult): void {
-  const outputs = outputsOf(result)
+function setOutputs(outcome: RunOutcome): void {
+  const outputs = outputsOf(outcome)
   core.setOutput('digest', outputs.digest)
   core.setOutput('image', outputs.image)
   core.setOutput('verified', JSON.stringify(outputs.verified))
   core.setOutput('promoted', JSON.stringify(outputs.promoted))
+  if (outputs.release) core.setOutput('release', JSON.stringify(outputs.release))
 }
 
 /**
  * An optional side step: the promotion has happened, so a GitHub API failure
  * is a warning that says what is missing, not a failed step.
  */
-async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
+async function deploy(inputs: Inputs, results: readonly PromotionResult[]): Promise<void> {
   const env = process.env
   const repository = env['GITHUB_REPOSITORY']
   const ref = env['GITHUB_SHA'] ?? env['GITHUB_REF']
@@ -40,7 +41,7 @@ async function deploy(inputs: Inputs, result: PromotionResult): Promise<void> {
   try {
     const { recordDeployment } = await import('./deployments.js')
     const server = env['GITHUB_SERVER_URL'] ?? 'https://github.com'
-    const deployment = await recordDeployment(result, {
+    const deployment = await recordDeployment(results, {
       token: inputs.githubToken,
       repository,
       ref,
@@ -61,14 +62,11 @@ export async function run(): Promise<void> {
   try {
     const inputs = getInputs()
     const outcome = await runPromotion(inputs, { log, onSecret: (secret) => core.setSecret(secret), env: process.env })
-    const { result } = outcome
-    setOutputs(result)
-    if (inputs.githubDeployment && result.mode === 'promote') await deploy(inputs, result)
+    setOutputs(outcome)
+    if (inputs.githubDeployment && inputs.mode === 'promote' && outcome.results.length > 0) await deploy(inputs, outcome.results)
     for (const line of resultLines(outcome)) log.info(line)
-    for (const note of result.notes) log.warning(note)
-    if (inputs.showSummary) {
-      await core.summary.addRaw(renderSummary(result, { signaturesChecked: outcome.signaturesChecked, usage: outcome.usage })).write()
-    }
+    for (const note of outcome.results.flatMap((r) => r.notes)) log.warning(note)
+    if (inputs.showSummary) await core.summary.addRaw(renderSummary(outcome)).write()
   } catch (error) {
     log.fail(failureMessage(error))
     // The cause is whatever a library threw, often with a registry's or a server's words in it.

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit'
 import { copyAttachments } from './carry.js'
-import { findAttachments } from './oci/attachments.js'
+import { findAttachments, type AttachmentListing } from './oci/attachments.js'
 import { copyImageContent, emptyStats, type CopyProgress, type CopyStats } from './copy.js'
 import { PromoteError, errorMessage } from './errors.js'
 import { checkPromotionGate } from './gates.js'
@@ -21,8 +21,8 @@ import {
 // Type-only: the verifier is loaded on demand, so runs without a signature policy never load Sigstore.
 import type { EvidenceBatch, ImageVerifier, VerifiedSignature } from './verify/index.js'
 
-export type Mode = 'promote' | 'plan' | 'verify'
-export type DestinationStatus = 'created' | 'moved' | 'unchanged' | 'planned' | 'verified'
+export type Mode = 'promote' | 'plan' | 'verify' | 'stage'
+export type DestinationStatus = 'created' | 'moved' | 'unchanged' | 'planned' | 'verified' | 'staged'
 
 /** Semver-like release tags (`v1.2.3`, `1.2.3-rc.1`): once written, they never move. */
 export const DEFAULT_IMMUTABLE_TAGS = /^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$/
@@ -110,6 +110,8 @@ export interface PromoteDependencies {
 interface Destination {
   readonly ref: Reference
   readonly repository: Repository
+  /** The manifest this destination is to hold (its image's root). */
+  readonly root: Manifest
   /** The tag to write, or undefined to copy by digest only. */
   readonly tag?: string
   readonly copy: DestinationResult['copy']
@@ -158,6 +160,23 @@ function statusOf(previous: string | null, digest: string): DestinationStatus {
   return previous === null ? 'created' : 'moved'
 }
 
+/** An image's checks done, nothing written: what its writes and its result need. */
+interface Prepared {
+  readonly request: PromotionRequest
+  readonly source: Repository
+  readonly root: Manifest
+  readonly graph: ImageGraph
+  readonly listing: AttachmentListing
+  readonly destinations: Destination[]
+  readonly pending: Destination[]
+  readonly carried: Destination[]
+  readonly copySignatures: boolean
+  readonly signedSubjects: readonly string[]
+  readonly verified: VerifiedSignature[]
+  readonly gate?: PromotionRecord
+  readonly base: Omit<PromotionResult, 'destinations' | 'copied' | 'attachmentsCopied'> & { notes: string[]; records: string[] }
+}
+
 /**
  * Resolve, check, copy, tag, read back. Every check (digest, conflicts,
  * immutable tags) finishes before the first write; content lands at every
@@ -165,23 +184,97 @@ function statusOf(previous: string | null, digest: string): DestinationStatus {
  * environment tag pointing at a half-copied image.
  */
 export async function promote(request: PromotionRequest, deps: PromoteDependencies): Promise<PromotionResult> {
+  return (await promoteRelease([request], deps))[0]!
+}
+
+/**
+ * A release: several images promoted as one unit, all or nothing. Every check of every image runs before the
+ * first write anywhere; then content and carried signatures of every image; then tags, those that never move first
+ * and floating ones last. A failed tag write puts back every tag this run moved, across all images. The images
+ * share one concurrency limit, the stores' clients and tokens, and each blob's upload: a blob several images
+ * share is sent once per destination registry and mounted from there into the other repositories.
+ */
+export async function promoteRelease(requests: readonly PromotionRequest[], deps: PromoteDependencies): Promise<PromotionResult[]> {
   const log = deps.log ?? silent
-  const limit = pLimit(Math.max(1, request.concurrency))
-  const destinationRefs = distinct(request.destinations)
+  const limit = pLimit(Math.max(1, Math.max(...requests.map((r) => r.concurrency))))
+  for (const request of requests) {
+    deps.declareAccess?.(request.source, 'pull')
+    for (const ref of distinct(request.destinations)) deps.declareAccess?.(ref, writes(request.mode) ? 'push' : 'pull')
+  }
+  const prepared = await Promise.all(requests.map((request) => prepare(request, deps, limit, log)))
+  const mode = requests[0]?.mode ?? 'promote'
+  if (mode === 'verify') {
+    return prepared.map((p) => ({ ...p.base, destinations: verifyDestinations(p.destinations, p.root.digest), copied: emptyStats(), attachmentsCopied: 0 }))
+  }
+  for (const p of prepared) checkImmutableTags(p.destinations, p.root.digest, p.request.immutableTags)
+  if (mode === 'plan') {
+    return prepared.map((p) => ({
+      ...p.base,
+      destinations: p.destinations.map((d) => result(d, p.root.digest, d.previousDigest === p.root.digest ? 'unchanged' : 'planned')),
+      copied: emptyStats(),
+      attachmentsCopied: 0
+    }))
+  }
 
-  deps.declareAccess?.(request.source, 'pull')
-  for (const ref of destinationRefs) deps.declareAccess?.(ref, request.mode === 'promote' ? 'push' : 'pull')
+  const checkWriteAccess = deps.checkWriteAccess
+  if (checkWriteAccess) await Promise.all(prepared.flatMap((p) => p.pending).map((d) => checkWriteAccess(d.ref)))
+  const options = { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) }
+  const contentOptions = { ...options, ...(deps.progress ? { progress: deps.progress } : {}) }
+  const landed = new Map<string, Map<string, Promise<Repository>>>()
+  const written = await Promise.all(
+    prepared.map(async (p) => {
+      const copied = await copyContent(mode === 'stage' ? p.carried : p.pending, p.source, p.graph, { ...contentOptions, landed })
+      // Staged: the root too, by digest, so the final promotion finds everything in place and only writes tags.
+      if (mode === 'stage') await Promise.all(distinctRepositories(p.carried).map((d) => limit(() => putRootByDigest(d, copied))))
+      return { copied, attachmentsCopied: await carrySignatures(p, deps, options) }
+    })
+  )
+  if (mode === 'stage') {
+    return prepared.map((p, i) => ({
+      ...p.base,
+      destinations: p.destinations.map((d) => result(d, p.root.digest, d.previousDigest === p.root.digest ? 'unchanged' : 'staged')),
+      ...written[i]!
+    }))
+  }
+  for (const p of prepared) await attachRecord(p, deps, log)
+  const pending = prepared.flatMap((p) => p.pending)
+  if (requests.some((r) => r.historyTags))
+    await keepHistory(
+      prepared.flatMap((p) => (p.request.historyTags ? p.pending : [])),
+      options
+    )
+  await moveTags(
+    pending,
+    written.map((w) => w.copied),
+    prepared,
+    options
+  )
+  return Promise.all(prepared.map(async (p, i) => ({ ...p.base, destinations: await readBackAll(p, limit), ...written[i]! })))
+}
 
+async function putRootByDigest(d: Destination, stats: CopyStats): Promise<void> {
+  if (await d.repository.hasManifest(d.root.digest)) return
+  await d.repository.putManifest(d.root.digest, d.root)
+  stats.manifestsWritten++
+}
+
+function writes(mode: Mode): boolean {
+  return mode === 'promote' || mode === 'stage'
+}
+
+/** Everything about one image that can be known without writing: resolved, verified, gated, destinations read. */
+async function prepare(request: PromotionRequest, deps: PromoteDependencies, limit: ReturnType<typeof pLimit>, log: Logger): Promise<Prepared> {
   const source = deps.repository(request.source)
   const root = await resolveImage(source, request.source, request.expectedDigest)
   const digest = root.digest
   log.info(`${formatReference(request.source)} resolves to ${digest} (${root.mediaType})`)
 
-  const destinations: Destination[] = destinationRefs.map((ref): Destination => {
+  const destinations: Destination[] = distinct(request.destinations).map((ref): Destination => {
     const repository = deps.repository(ref)
     return {
       ref,
       repository,
+      root,
       ...(ref.tag ? { tag: ref.tag } : {}),
       copy: copyKind(source, repository),
       get previousDigest() {
@@ -195,10 +288,10 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const verifier = deps.verifier
   const signedSubjects = verifier ? [digest, ...(verifier.policy.signedPlatforms === 'all' ? children : [])] : []
   const carried = destinations.filter((d) => d.copy !== 'same-repository')
-  const copySignatures = (request.copySignatures ?? true) && request.mode === 'promote' && carried.length > 0
+  const copySignatures = (request.copySignatures ?? true) && writes(request.mode) && carried.length > 0
   const attachmentSubjects = [...new Set([...signedSubjects, ...(copySignatures ? [digest, ...children] : []), ...(deps.gate ? [digest] : [])])]
   // A retag in the same repository needs only the root; children and blobs are fetched when something moves them.
-  const needsGraph = request.verifyBlobs || (request.mode === 'promote' && destinations.some((d) => d.copy !== 'same-repository'))
+  const needsGraph = request.verifyBlobs || (writes(request.mode) && destinations.some((d) => d.copy !== 'same-repository'))
 
   // Three independent sets of reads, side by side: what the image is made of, what is attached to it, what each destination holds.
   const [graph, listing] = await Promise.all([
@@ -228,92 +321,98 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
   const gate = deps.gate ? await checkPromotionGate({ ...deps.gate, repository: source, listing, root }) : undefined
   if (gate) log.info(`gate "${deps.gate!.environment}" open: promotion record signed by ${gate.signature.identity ?? gate.signature.keyId}`)
 
-  const base = {
-    mode: request.mode,
-    source: formatReference(request.source),
-    digest,
-    image: pinnedReference(request.source, digest),
-    mediaType: root.mediaType,
-    platforms: graph.platforms,
+  return {
+    request,
+    source,
+    root,
+    graph,
+    listing,
+    destinations,
+    pending: destinations.filter((d) => d.previousDigest !== digest),
+    carried,
+    copySignatures,
+    signedSubjects,
     verified,
-    notes: [...listing.notes],
-    records: [] as string[],
-    ...(blobsVerified ? { blobsVerified } : {}),
-    ...(gate ? { gate } : {})
-  }
-
-  if (request.mode === 'verify') {
-    return { ...base, destinations: verifyDestinations(destinations, digest), copied: emptyStats(), attachmentsCopied: 0 }
-  }
-
-  checkImmutableTags(destinations, digest, request.immutableTags)
-
-  const pending = destinations.filter((d) => d.previousDigest !== digest)
-  if (request.mode === 'plan') {
-    const results = destinations.map((d) => result(d, digest, d.previousDigest === digest ? 'unchanged' : 'planned'))
-    return { ...base, destinations: results, copied: emptyStats(), attachmentsCopied: 0 }
-  }
-
-  const checkWriteAccess = deps.checkWriteAccess
-  if (checkWriteAccess) await Promise.all(pending.map((d) => checkWriteAccess(d.ref)))
-  const options = { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) }
-  const contentOptions = { ...options, ...(deps.progress ? { progress: deps.progress } : {}) }
-  const copied = await copyContent(pending, source, graph, contentOptions)
-  let attachmentsCopied = 0
-  if (copySignatures) {
-    for (const target of distinctRepositories(carried)) {
-      const outcome = await copyAttachments(listing.attachments, source, target.repository, options)
-      attachmentsCopied += outcome.copied
-      base.notes.push(...outcome.notes)
-      if (outcome.copied)
-        log.info(`${target.repository.name}: carried ${outcome.copied} signatures, attestations and referrers (${outcome.present} already there)`)
-      // What a verifier at the new home will see: the signature found there must verify before its tag moves.
-      if (verifier && verified.some((v) => v.format !== 'github-attestation')) {
-        const there = await findAttachments(target.repository, signedSubjects, limit)
-        await verifier.verifyImage({ repository: target.repository, attachments: there, subjects: signedSubjects, root })
-      }
-    }
-  }
-  const records: string[] = []
-  if (deps.record && pending.length > 0) {
-    const statement = promotionStatement(repositoryName(request.source), {
-      environment: deps.record.environment,
-      action: deps.record.action ?? 'promote',
+    ...(gate ? { gate } : {}),
+    base: {
+      mode: request.mode,
       source: formatReference(request.source),
       digest,
-      destinations: destinations.map((d) => {
-        const reference = formatReference(d.ref)
-        const restores = deps.record!.restores?.[reference]
-        return { reference, previousDigest: d.previousDigest, status: statusOf(d.previousDigest, digest), ...(restores ? { restores } : {}) }
-      }),
-      verification: verificationSummary(gate ? [...verified, gate.signature] : verified),
-      workflow: deps.record.run,
-      promotedAt: (deps.record.now?.() ?? new Date()).toISOString()
-    })
-    const bundle = await deps.record.signer.sign(statement)
-    for (const target of distinctRepositories(pending)) {
-      const referrer = await attachBundle(target.repository, root, bundle, PROMOTION_PREDICATE_TYPE)
-      records.push(`${target.repository.name}@${referrer}`)
+      image: pinnedReference(request.source, digest),
+      mediaType: root.mediaType,
+      platforms: graph.platforms,
+      verified,
+      notes: [...listing.notes],
+      records: [],
+      ...(blobsVerified ? { blobsVerified } : {}),
+      ...(gate ? { gate } : {})
     }
-    log.info(`promotion record for "${deps.record.environment}" signed with ${deps.record.signer.description}, attached at ${records.join(', ')}`)
   }
-  if (request.historyTags) await keepHistory(pending, options)
-  await moveTags(pending, root, copied, options)
-  // Read back what this run wrote; a destination that already held the digest was read and hashed by its check.
+}
+
+/** Signatures, attestations and referrers to every other repository, each verified there before a tag moves. */
+async function carrySignatures(p: Prepared, deps: PromoteDependencies, options: WriteOptions): Promise<number> {
+  if (!p.copySignatures) return 0
+  const verifier = deps.verifier
+  let attachmentsCopied = 0
+  for (const target of distinctRepositories(p.carried)) {
+    const outcome = await copyAttachments(p.listing.attachments, p.source, target.repository, options)
+    attachmentsCopied += outcome.copied
+    p.base.notes.push(...outcome.notes)
+    if (outcome.copied)
+      options.log.info(`${target.repository.name}: carried ${outcome.copied} signatures, attestations and referrers (${outcome.present} already there)`)
+    // What a verifier at the new home will see: the signature found there must verify before its tag moves.
+    if (verifier && p.verified.some((v) => v.format !== 'github-attestation')) {
+      const there = await findAttachments(target.repository, p.signedSubjects, options.limit)
+      await verifier.verifyImage({ repository: target.repository, attachments: there, subjects: p.signedSubjects, root: p.root })
+    }
+  }
+  return attachmentsCopied
+}
+
+/** attest-promotion: one signed record per image, attached at each repository it moves to, before tags move. */
+async function attachRecord(p: Prepared, deps: PromoteDependencies, log: Logger): Promise<void> {
+  if (!deps.record || p.pending.length === 0) return
+  const digest = p.root.digest
+  const statement = promotionStatement(repositoryName(p.request.source), {
+    environment: deps.record.environment,
+    action: deps.record.action ?? 'promote',
+    source: formatReference(p.request.source),
+    digest,
+    destinations: p.destinations.map((d) => {
+      const reference = formatReference(d.ref)
+      const restores = deps.record!.restores?.[reference]
+      return { reference, previousDigest: d.previousDigest, status: statusOf(d.previousDigest, digest), ...(restores ? { restores } : {}) }
+    }),
+    verification: verificationSummary(p.gate ? [...p.verified, p.gate.signature] : p.verified),
+    workflow: deps.record.run,
+    promotedAt: (deps.record.now?.() ?? new Date()).toISOString()
+  })
+  const bundle = await deps.record.signer.sign(statement)
+  for (const target of distinctRepositories(p.pending)) {
+    const referrer = await attachBundle(target.repository, p.root, bundle, PROMOTION_PREDICATE_TYPE)
+    p.base.records.push(`${target.repository.name}@${referrer}`)
+  }
+  log.info(`promotion record for "${deps.record.environment}" signed with ${deps.record.signer.description}, attached at ${p.base.records.join(', ')}`)
+}
+
+/** Reads back what this run wrote; a destination that already held the digest was read and hashed by its check. */
+async function readBackAll(p: Prepared, limit: ReturnType<typeof pLimit>): Promise<DestinationResult[]> {
+  const digest = p.root.digest
   const landed = await Promise.allSettled(
-    destinations.map((d) => (pending.includes(d) ? limit(() => readBack(d, digest)) : Promise.resolve(d.previousDigest ?? undefined)))
+    p.destinations.map((d) => (p.pending.includes(d) ? limit(() => readBack(d, digest)) : Promise.resolve(d.previousDigest ?? undefined)))
   )
-  const unreadable = landed.flatMap((o, i) => (o.status === 'rejected' ? [{ d: destinations[i]!, reason: o.reason as unknown }] : []))
+  const unreadable = landed.flatMap((o, i) => (o.status === 'rejected' ? [{ d: p.destinations[i]!, reason: o.reason as unknown }] : []))
   if (unreadable.length > 0) {
     // Unconfirmed is not promoted: put the environments back rather than leave them half-known.
     const first = unreadable[0]!
     throw failedAfterWriting(
       `could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`,
       first.reason,
-      await restoreMovedTags(pending)
+      await restoreMovedTags(p.pending)
     )
   }
-  const results = destinations.map((d, i) => {
+  return p.destinations.map((d, i) => {
     const found = (landed[i] as PromiseFulfilledResult<string | undefined>).value
     if (found !== digest) {
       // Not rolled back: another writer moved the tag after us, and its write is as legitimate as ours.
@@ -324,7 +423,6 @@ export async function promote(request: PromotionRequest, deps: PromoteDependenci
     }
     return result(d, digest, statusOf(d.previousDigest, digest))
   })
-  return { ...base, destinations: results, copied, attachmentsCopied, records }
 }
 
 /** One destination per repository: several tags in one repository share its content. */
@@ -362,11 +460,18 @@ function verifyDestinations(destinations: readonly Destination[], digest: string
 type WriteOptions = { limit: ReturnType<typeof pLimit>; retry: RetryPolicy; signal?: AbortSignal; log: Logger; progress?: (progress: CopyProgress) => void }
 
 /** Content first, once per destination repository, for every destination... */
-async function copyContent(pending: readonly Destination[], source: Repository, graph: ImageGraph, options: WriteOptions): Promise<CopyStats> {
+async function copyContent(
+  pending: readonly Destination[],
+  source: Repository,
+  graph: ImageGraph,
+  options: WriteOptions & { readonly landed: Map<string, Map<string, Promise<Repository>>> }
+): Promise<CopyStats> {
   const total = emptyStats()
   await Promise.all(
     distinctRepositories(pending.filter((d) => d.copy !== 'same-repository')).map(async (d) => {
-      const stats = await copyImageContent(graph, source, d.repository, options)
+      let landed = options.landed.get(d.repository.store)
+      if (!landed) options.landed.set(d.repository.store, (landed = new Map<string, Promise<Repository>>()))
+      const stats = await copyImageContent(graph, source, d.repository, { ...options, landed })
       options.log.info(
         `${d.repository.name}: ${stats.blobsUploaded} blobs uploaded (${stats.bytesUploaded} bytes), ${stats.blobsMounted} mounted, ${stats.blobsPresent} already present`
       )
@@ -377,34 +482,40 @@ async function copyContent(pending: readonly Destination[], source: Repository, 
 }
 
 /**
- * ...then the root manifest under each tag (or its digest), which is when
- * environments see the change. If any tag fails to move, the ones that did
- * are put back where they were, so a failed run leaves no environment changed.
+ * ...then the root manifest under each tag (or its digest), which is when environments see the change: tags that
+ * never move (immutable ones, digests) first, floating tags last, so a failure among the first moves no
+ * environment. If any tag fails to move, the ones that did are put back where they were, across every image of a
+ * release, so a failed run leaves no environment changed.
  */
-async function moveTags(pending: readonly Destination[], root: Manifest, stats: CopyStats, options: WriteOptions): Promise<void> {
-  const outcomes = await Promise.allSettled(
-    pending.map((d) =>
-      options.limit(async () => {
-        await d.repository.putManifest(d.tag ?? root.digest, root)
-        stats.manifestsWritten++
-        options.log.info(`${formatReference(d.ref)} -> ${root.digest}`)
-      })
+async function moveTags(pending: readonly Destination[], stats: readonly CopyStats[], prepared: readonly Prepared[], options: WriteOptions): Promise<void> {
+  const statsOf = new Map(prepared.flatMap((p, i) => p.pending.map((d) => [d, stats[i]!] as const)))
+  const floating = (d: Destination): boolean => d.tag !== undefined && !prepared.some((p) => p.pending.includes(d) && p.request.immutableTags?.test(d.tag!))
+  const moved: Destination[] = []
+  for (const wave of [pending.filter((d) => !floating(d)), pending.filter(floating)]) {
+    const outcomes = await Promise.allSettled(
+      wave.map((d) =>
+        options.limit(async () => {
+          await d.repository.putManifest(d.tag ?? d.root.digest, d.root)
+          statsOf.get(d)!.manifestsWritten++
+          options.log.info(`${formatReference(d.ref)} -> ${d.root.digest}`)
+        })
+      )
     )
-  )
-  const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ d: pending[i]!, reason: o.reason as unknown }] : []))
-  if (failed.length === 0) return
-  const moved = pending.filter((_, i) => outcomes[i]!.status === 'fulfilled')
-  // A write that failed may still have landed: its answer lost on the way back, the retries refused (the fault
-  // suite found it). A failed tag that now points at the digest was moved by this run too.
-  const landed = await Promise.all(
-    failed.map(async ({ d }) => (d.tag && (await d.repository.resolveTag(d.tag).catch(() => undefined)) === root.digest ? [d] : []))
-  )
-  const first = failed[0]!
-  throw failedAfterWriting(
-    `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed`,
-    first.reason,
-    await restoreMovedTags([...moved, ...landed.flat()])
-  )
+    moved.push(...wave.filter((_, i) => outcomes[i]!.status === 'fulfilled'))
+    const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ d: wave[i]!, reason: o.reason as unknown }] : []))
+    if (failed.length === 0) continue
+    // A write that failed may still have landed: its answer lost on the way back, the retries refused (the fault
+    // suite found it). A failed tag that now points at the digest was moved by this run too.
+    const landed = await Promise.all(
+      failed.map(async ({ d }) => (d.tag && (await d.repository.resolveTag(d.tag).catch(() => undefined)) === d.root.digest ? [d] : []))
+    )
+    const first = failed[0]!
+    throw failedAfterWriting(
+      `moving ${failed.map((f) => formatReference(f.d.ref)).join(', ')} failed`,
+      first.reason,
+      await restoreMovedTags([...moved, ...landed.flat()])
+    )
+  }
 }
 
 /** The error of a run that failed after writing: the first fault's code and message, and what was put back. */

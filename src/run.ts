@@ -1,12 +1,12 @@
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Inputs } from './inputs.js'
+import type { Inputs, ReleaseInput } from './inputs.js'
 import type { CopyProgress } from './copy.js'
 import { DockerCredentials } from './oci/credentials.js'
 import { usageLine, type RegistryUsage } from './oci/registry.js'
 import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
-import { promote, type Logger, type PromoteDependencies, type PromotionResult } from './promote.js'
+import { promoteRelease, type Logger, type PromoteDependencies, type PromotionResult } from './promote.js'
 import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
 import { rollback } from './rollback.js'
 import { USER_AGENT } from './version.js'
@@ -28,7 +28,10 @@ export interface RunContext {
 }
 
 export interface RunOutcome {
-  readonly result: PromotionResult
+  /** One per image: the image of a single-image run, or each image of a release (this job's shard of it). */
+  readonly results: readonly PromotionResult[]
+  /** Set for a run of the release input. */
+  readonly release?: ReleaseInput
   /** False when verify-signature was off. */
   readonly signaturesChecked: boolean
   /** Manifest pulls per registry (Docker Hub rate-limits them) and the rate limit each last reported. */
@@ -105,7 +108,6 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
       onSecret: context.onSecret
     })
     const request = {
-      destinations: inputs.to,
       ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}),
       verifyBlobs: inputs.verifyBlobs,
       concurrency: inputs.concurrency,
@@ -131,42 +133,78 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
           }
         : {})
     })
-    const result =
-      inputs.mode === 'rollback'
-        ? await rollback({ ...request, environment: inputs.promotion.environment! }, { ...deps, recordVerifier: recordVerifier! })
-        : await promote({ ...request, source: inputs.image, mode: inputs.mode, ...(inputs.digest ? { expectedDigest: inputs.digest } : {}) }, deps)
-    return { result, signaturesChecked: verifier !== undefined, usage: stores.usage() }
+    const mode = inputs.mode
+    const results =
+      mode === 'rollback'
+        ? [
+            await rollback(
+              { ...request, destinations: inputs.images[0]!.to, environment: inputs.promotion.environment! },
+              { ...deps, recordVerifier: recordVerifier! }
+            )
+          ]
+        : await promoteRelease(
+            inputs.images.map((i) => ({ ...request, source: i.image, destinations: i.to, mode, ...(i.digest ? { expectedDigest: i.digest } : {}) })),
+            deps
+          )
+    return { results, ...(inputs.release ? { release: inputs.release } : {}), signaturesChecked: verifier !== undefined, usage: stores.usage() }
   } finally {
     await transport.close()
   }
 }
 
+export interface RunOutputs {
+  readonly digest: string
+  readonly image: string
+  readonly verified: object[]
+  readonly promoted: object[]
+  /** A release's images, one object each: its source, the pinned reference and its digest. */
+  readonly release?: object[]
+}
+
 /** The outputs of a run, named as action.yml names them; the action sets them, the CLI prints them. */
-export function outputsOf(result: PromotionResult): { digest: string; image: string; verified: object[]; promoted: object[] } {
+export function outputsOf(outcome: RunOutcome): RunOutputs {
+  // digest and image name one image; a release has many, listed in its own output.
+  const single = outcome.release ? undefined : outcome.results[0]
   return {
-    digest: result.digest,
-    image: result.image,
-    verified: result.verified.map((v) => ({
-      format: v.format,
-      subject: v.subject,
-      ...(v.identity ? { identity: v.identity } : {}),
-      ...(v.keyId ? { 'key-id': v.keyId } : {}),
-      ...(v.issuer ? { issuer: v.issuer } : {}),
-      ...(v.predicateType ? { 'predicate-type': v.predicateType } : {}),
-      ...(v.logIndex !== undefined ? { 'log-index': v.logIndex } : {}),
-      source: v.source
-    })),
-    promoted: result.destinations.map((d) => ({ reference: d.reference, digest: d.digest, 'previous-digest': d.previousDigest, status: d.status }))
+    digest: single?.digest ?? '',
+    image: single?.image ?? '',
+    verified: outcome.results.flatMap((result) =>
+      result.verified.map((v) => ({
+        format: v.format,
+        subject: v.subject,
+        ...(v.identity ? { identity: v.identity } : {}),
+        ...(v.keyId ? { 'key-id': v.keyId } : {}),
+        ...(v.issuer ? { issuer: v.issuer } : {}),
+        ...(v.predicateType ? { 'predicate-type': v.predicateType } : {}),
+        ...(v.logIndex !== undefined ? { 'log-index': v.logIndex } : {}),
+        source: v.source
+      }))
+    ),
+    promoted: outcome.results.flatMap((result) =>
+      result.destinations.map((d) => ({
+        reference: d.reference,
+        digest: d.digest,
+        'previous-digest': d.previousDigest,
+        status: d.status,
+        ...(result.image ? { image: result.image } : {})
+      }))
+    ),
+    ...(outcome.release ? { release: outcome.results.map((r) => ({ source: r.source, image: r.image, digest: r.digest })) } : {})
   }
 }
 
 /** A run's lines for the log, after its result: one per destination, why digest may be empty, pulls per registry. */
 export function resultLines(outcome: RunOutcome): string[] {
-  const { result } = outcome
   const split = "the destinations now hold different digests, so the digest and image outputs are empty: read each destination's from the promoted output"
+  const { release } = outcome
+  const shard = release?.shard ? ` (shard ${release.shard.index}/${release.shard.count}: ${outcome.results.length} of them)` : ''
   return [
-    ...result.destinations.map((d) => `${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`),
-    ...(result.digest ? [] : [split]),
+    ...(release ? [`release of ${release.size} images${shard}`] : []),
+    ...outcome.results.flatMap((result) => [
+      ...(release ? [`${result.source} @ ${result.digest}`] : []),
+      ...result.destinations.map((d) => `${release ? '  ' : ''}${d.status.padEnd(9)} ${d.reference} @ ${d.digest}`),
+      ...(result.digest ? [] : [split])
+    ]),
     ...outcome.usage.map(usageLine)
   ]
 }

@@ -1,15 +1,15 @@
 import { shortDigest } from './oci/digest.js'
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from './oci/media-types.js'
-import { usageLine, type RegistryUsage } from './oci/registry.js'
+import { usageLine } from './oci/registry.js'
 import { untrusted } from './untrusted.js'
 import type { DestinationResult, PromotionResult } from './promote.js'
+import type { RunOutcome } from './run.js'
 
-export interface SummaryContext {
-  /** False when verify-signature was off for the run. */
-  readonly signaturesChecked: boolean
-  /** Manifest pulls per registry, and the rate limit each reported. */
-  readonly usage?: readonly RegistryUsage[]
-}
+/** What the summary shows: a run's results (one per image), and whether it was a release. */
+export type SummaryInput = Pick<RunOutcome, 'results' | 'release' | 'signaturesChecked' | 'usage'>
+
+// GitHub refuses a step summary over 1 MiB; the release table stops well before, and says what it left out.
+const MAX_TABLE_BYTES = 900 * 1024
 
 const MEDIA_TYPE_NAMES: Record<string, string> = {
   [OCI_INDEX]: 'OCI image index',
@@ -21,7 +21,8 @@ const MEDIA_TYPE_NAMES: Record<string, string> = {
 const HEADINGS: Record<PromotionResult['mode'], string> = {
   promote: 'Promoted',
   plan: 'Plan (nothing written)',
-  verify: 'Verified (nothing written)'
+  verify: 'Verified (nothing written)',
+  stage: 'Staged (content and signatures copied, no tag moved)'
 }
 
 /**
@@ -59,7 +60,11 @@ function row(d: DestinationResult): string {
 }
 
 /** The job summary as Markdown; pure, so tests read it without a runner. */
-export function renderSummary(result: PromotionResult, context: SummaryContext): string {
+export function renderSummary(outcome: SummaryInput): string {
+  return outcome.release ? releaseSummary(outcome) : imageSummary(outcome.results[0]!, outcome)
+}
+
+function imageSummary(result: PromotionResult, context: SummaryInput): string {
   const lines: string[] = []
   lines.push(`### oci-promote: ${HEADINGS[result.mode]}`, '')
   if (result.digest) {
@@ -116,13 +121,7 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     lines.push('| Destination | Status | Digest | Previous digest | Copy |', '|---|---|---|---|---|')
     lines.push(...result.destinations.map(row), '')
   }
-  const c = result.copied
-  if (result.mode === 'promote' && c.blobsUploaded + c.blobsMounted + c.blobsPresent + c.manifestsWritten > 0) {
-    lines.push(
-      `**Copied:** ${count(c.blobsUploaded, 'blob')} uploaded (${formatBytes(c.bytesUploaded)}), ${c.blobsMounted} mounted, ${c.blobsPresent} already present; ${count(c.manifestsWritten, 'manifest')} written.`,
-      ''
-    )
-  }
+  lines.push(...copiedLines([result]))
   const moved = result.destinations.filter((d) => d.status === 'moved')
   if (result.mode === 'promote' && moved.length > 0) {
     lines.push('**Rollback:** promote the previous digest back to the tag, for example:', '')
@@ -133,10 +132,64 @@ export function renderSummary(result: PromotionResult, context: SummaryContext):
     }
     lines.push('')
   }
+  lines.push(...pullLines(context))
+  return `${lines.join('\n')}\n`
+}
+
+function copiedLines(results: readonly PromotionResult[]): string[] {
+  const c = { blobsUploaded: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0, manifestsWritten: 0 }
+  for (const r of results) for (const key of Object.keys(c) as (keyof typeof c)[]) c[key] += r.copied[key]
+  const wrote = results.some((r) => r.mode === 'promote' || r.mode === 'stage')
+  if (!wrote || c.blobsUploaded + c.blobsMounted + c.blobsPresent + c.manifestsWritten === 0) return []
+  return [
+    `**Copied:** ${count(c.blobsUploaded, 'blob')} uploaded (${formatBytes(c.bytesUploaded)}), ${c.blobsMounted} mounted, ${c.blobsPresent} already present; ${count(c.manifestsWritten, 'manifest')} written.`,
+    ''
+  ]
+}
+
+function pullLines(context: SummaryInput): string[] {
   const usage = context.usage ?? []
-  if (usage.length > 0) {
-    // Docker Hub counts every manifest GET against its pull limit; lookups of what may not exist are HEADs.
-    lines.push(`**Registry pulls:** ${usage.map((u) => cell(usageLine(u))).join('; ')}.`, '')
+  // Docker Hub counts every manifest GET against its pull limit; lookups of what may not exist are HEADs.
+  return usage.length > 0 ? [`**Registry pulls:** ${usage.map((u) => cell(usageLine(u))).join('; ')}.`, ''] : []
+}
+
+/**
+ * A release: one table for every destination of every image, cut short (and saying so) before the runner's step
+ * summary limit, however many images; the promoted output always lists them all.
+ */
+function releaseSummary(outcome: SummaryInput): string {
+  const { results, release } = outcome
+  const mode = results[0]?.mode ?? 'promote'
+  const shard = release?.shard ? `; shard ${release.shard.index}/${release.shard.count} holds ${count(results.length, 'image')}` : ''
+  const lines = [`### oci-promote: Release ${HEADINGS[mode]}`, '', `**Release** of ${count(release?.size ?? results.length, 'image')}${shard}.`, '']
+  const verified = results.reduce((n, r) => n + r.verified.length, 0)
+  lines.push(
+    outcome.signaturesChecked
+      ? `**Signatures:** verified before anything was written, for every image; ${count(verified, 'signature')} satisfied the policy (listed in the verified output).`
+      : '**Signatures:** not verified: verify-signature is false for this run.',
+    ''
+  )
+  const records = results.flatMap((r) => r.records)
+  if (records.length > 0) lines.push(`**Promotion records:** ${count(records.length, 'record')} signed and attached, one per image and repository.`, '')
+  const rows = results.flatMap((r) => r.destinations.map((d) => `| ${code(r.source)} ${row(d).slice(1)}`))
+  lines.push('| Image | Destination | Status | Digest | Previous digest | Copy |', '|---|---|---|---|---|---|')
+  let size = 0
+  let shown = 0
+  for (const line of rows) {
+    size += Buffer.byteLength(line) + 1
+    if (size > MAX_TABLE_BYTES) break
+    lines.push(line)
+    shown++
   }
+  lines.push('')
+  if (shown < rows.length) {
+    lines.push(`**${rows.length - shown} more destinations** are not shown: a step summary holds at most 1 MiB. The promoted output lists every one.`, '')
+  }
+  const notes = results.flatMap((r) => r.notes)
+  if (notes.length > 0) {
+    lines.push(`**Notes** (skipped or odd; none of them counted for or against an image):`, '')
+    lines.push(...notes.slice(0, 50).map((n) => `- ${cell(n)}`), ...(notes.length > 50 ? [`- … and ${notes.length - 50} more in the log`] : []), '')
+  }
+  lines.push(...copiedLines(results), ...pullLines(outcome))
   return `${lines.join('\n')}\n`
 }

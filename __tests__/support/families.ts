@@ -96,15 +96,15 @@ export function uploadLocations(form: 'relative' | 'opaque'): ProxyBehaviour {
 }
 
 /**
- * Immutable tags: a PUT to one of `tags` is refused, in the words each family uses. Amazon ECR: 400 TAG_INVALID
+ * Immutable tags: a PUT to one of `tags` (in `repository`, or any) is refused, in the words each family uses. Amazon ECR: 400 TAG_INVALID
  * (aws/containers-roadmap#878); Docker Hub: 403 DENIED "… cannot be updated due to immutability settings"
  * (docker/hub-feedback#2466). Both refuse only tags that exist; the tests seed them first.
  */
-export function immutableTags(family: 'ecr' | 'docker-hub', tags: readonly string[]): ProxyBehaviour {
+export function immutableTags(family: 'ecr' | 'docker-hub', tags: readonly string[], repository?: string): ProxyBehaviour {
   return {
     answer(req, res) {
       const m = manifestRequest(req)
-      if (req.method !== 'PUT' || !m || !tags.includes(m.reference)) return false
+      if (req.method !== 'PUT' || !m || !tags.includes(m.reference) || (repository !== undefined && m.repository !== repository)) return false
       if (family === 'ecr') {
         return ociError(
           res,

@@ -4,7 +4,7 @@ import { Agent, type Dispatcher } from 'undici'
 import { DockerCredentials, type DockerCredentialOptions } from '../../src/oci/credentials.ts'
 import { Stores } from '../../src/oci/stores.ts'
 import { Transport, type RetryPolicy } from '../../src/oci/transport.ts'
-import { promote, type PromoteDependencies, type PromotionRequest, type PromotionResult } from '../../src/promote.ts'
+import { promoteRelease, type PromoteDependencies, type PromotionRequest, type PromotionResult } from '../../src/promote.ts'
 import { parseDestination, parseReference } from '../../src/oci/reference.ts'
 import { ImageVerifier, type EvidenceBatch } from '../../src/verify/index.ts'
 import type { SignatureVerifier } from '../../src/verify/verifier.ts'
@@ -47,6 +47,8 @@ export interface Harness {
   readonly stores: Stores
   readonly secrets: string[]
   run(request: HarnessRequest): Promise<PromotionResult>
+  /** Several images as one release (promoteRelease), each request as run() takes it. */
+  release(requests: readonly HarnessRequest[]): Promise<PromotionResult[]>
   writes(): RecordedRequest[]
   close(): Promise<void>
 }
@@ -78,17 +80,15 @@ export function createHarness(options: HarnessOptions = {}): Harness {
     stores,
     secrets,
     async run(request) {
-      const source = parseReference(request.source)
-      const { to = [], ...rest } = request
-      return promote(
-        {
-          mode: 'promote',
-          verifyBlobs: false,
-          concurrency: 4,
-          destinations: to.map((d) => parseDestination(d, source)),
-          ...rest,
-          source
-        },
+      return (await this.release([request]))[0]!
+    },
+    async release(requests) {
+      return promoteRelease(
+        requests.map((request) => {
+          const source = parseReference(request.source)
+          const { to = [], ...rest } = request
+          return { mode: 'promote' as const, verifyBlobs: false, concurrency: 4, destinations: to.map((d) => parseDestination(d, source)), ...rest, source }
+        }),
         storeDependencies(stores, {
           retry: options.retry ?? FAST_RETRY,
           ...(options.verifier ? { verifier: new ImageVerifier(options.verifier) } : {}),

@@ -61,6 +61,13 @@ export interface ImageOptions {
   readonly label?: string
   /** Store layers uncompressed (tar media type): big benchmark layers without the cost of gzip. */
   readonly uncompressed?: boolean
+  /** Layers several images share (the base image of a release's services), before the image's own: see baseLayer. */
+  readonly baseLayers?: readonly Blob[]
+}
+
+/** An uncompressed layer of random bytes, to share between images as their common base. */
+export function baseLayer(size: number): Blob {
+  return blob(UNCOMPRESSED_LAYER, randomBytes(size))
 }
 
 export function buildImage(options: ImageOptions = {}): Image {
@@ -68,14 +75,17 @@ export function buildImage(options: ImageOptions = {}): Image {
   const platform = options.platform ?? { os: 'linux', architecture: 'amd64' }
   const raw = (options.layerSizes ?? [1024]).map((size) => randomBytes(size))
   // Level 1: random data does not compress, and the tests want speed, not ratio.
-  const layers = raw.map((bytes) => (options.uncompressed ? blob(UNCOMPRESSED_LAYER, bytes) : blob(types.layer, gzipSync(bytes, { level: 1 }))))
+  const own = raw.map((bytes) => (options.uncompressed ? blob(UNCOMPRESSED_LAYER, bytes) : blob(types.layer, gzipSync(bytes, { level: 1 }))))
+  const base = options.baseLayers ?? []
+  const layers = [...base, ...own]
   const config = blob(
     types.config,
     Buffer.from(
       JSON.stringify({
         ...platform,
         config: { Labels: { 'org.opencontainers.image.title': options.label ?? 'oci-promote fixture' } },
-        rootfs: { type: 'layers', diff_ids: raw.map(sha256) }
+        // An uncompressed base layer's diff_id is its digest.
+        rootfs: { type: 'layers', diff_ids: [...base.map((b) => b.digest), ...raw.map(sha256)] }
       })
     )
   )
