@@ -17,7 +17,7 @@ import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { immutableTags } from './support/families.ts'
 import { createHarness } from './support/harness.ts'
-import { startRegistryProxy, targetOf } from './support/registry-proxy.ts'
+import { ociError, startRegistryProxy, targetOf } from './support/registry-proxy.ts'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import { GITHUB_ISSUER, TestCA, TestRekor, keyPairSigner, pushLegacyTag, signatureLayer, simpleSigningPayload, trustedRootJson } from './support/sigstore.ts'
 
@@ -152,6 +152,38 @@ describe('all or nothing', () => {
       await refusing.stop()
     }
     for (const s of services) expect(await tagDigest(target.url, s.repo, 'prod')).toBe(s.image.digest)
+  })
+})
+
+describe('all or nothing after the writes', () => {
+  it("a tag that cannot be read back puts back every image's tags, not only its own", async () => {
+    const { services } = await seedRelease(3)
+    const old = buildImage()
+    for (const s of services) await pushImage(target.url, s.repo, 'prod', old)
+    const unreadable = `/v2/${services[1]!.repo}/manifests/prod`
+    let written = false
+    // After its tag is written, the second service's tag answers only 503: its move cannot be confirmed.
+    const flaky = await startRegistryProxy(targetOf(target.host), [
+      {
+        answer(req, res) {
+          if (req.url !== unreadable) return false
+          if (req.method === 'PUT') written = true
+          if (!written || req.method === 'PUT') return false
+          return ociError(res, 503, 'UNAVAILABLE', 'try again later')
+        }
+      }
+    ])
+    const h = createHarness()
+    try {
+      const failed = await h
+        .release(services.map((s) => ({ source: `${source.host}/${s.repo}:build`, to: [`${flaky.host}/${s.repo}:prod`] })))
+        .catch((e: unknown) => e)
+      expect((failed as Error).message).toMatch(/could not read back .*svc2:prod after writing/)
+      for (const s of services) expect(await tagDigest(target.url, s.repo, 'prod')).toBe(old.digest)
+    } finally {
+      await h.close()
+      await flaky.stop()
+    }
   })
 })
 

@@ -67,27 +67,28 @@ export async function copyImageContent(graph: ImageGraph, from: Repository, to: 
   const stats = emptyStats()
   const total = { repository: to.name, blobsDone: 0, blobs: graph.blobs.length, bytesDone: 0, bytes: graph.blobs.reduce((n, b) => n + b.size, 0) }
   await Promise.all(
-    graph.blobs.map((blob) =>
-      options.limit(async () => {
-        const first = options.landed?.get(blob.digest)
-        if (!first) {
-          const copy = copyBlob(blob, from, to, options, stats).then(() => to)
-          options.landed?.set(blob.digest, copy)
-          await copy
-        } else {
-          // Landed in another repository of this store: mount it from there, or copy it after all.
-          const there = await first.catch(() => undefined)
-          if (there?.name === to.name) stats.blobsPresent++
-          else {
+    graph.blobs.map(async (blob) => {
+      // Waiting for another copy of the same blob happens outside the limit: a waiter holding a slot would keep
+      // the other blobs of a release (each image's own layers) from starting while the shared ones upload.
+      const first = options.landed?.get(blob.digest)
+      if (!first) {
+        const copy = options.limit(() => copyBlob(blob, from, to, options, stats)).then(() => to)
+        options.landed?.set(blob.digest, copy)
+        await copy
+      } else {
+        // Landed in another repository of this store: mount it from there, or copy it after all.
+        const there = await first.catch(() => undefined)
+        if (there?.name === to.name) stats.blobsPresent++
+        else
+          await options.limit(async () => {
             if (there && (await to.mountBlob(blob, there))) stats.blobsMounted++
             else await copyBlob(blob, from, to, options, stats)
-          }
-        }
-        total.blobsDone++
-        total.bytesDone += blob.size
-        options.progress?.({ ...total })
-      })
-    )
+          })
+      }
+      total.blobsDone++
+      total.bytesDone += blob.size
+      options.progress?.({ ...total })
+    })
   )
   await Promise.all(
     graph.children.map((child) =>

@@ -220,10 +220,11 @@ export async function promoteRelease(requests: readonly PromotionRequest[], deps
   if (checkWriteAccess) await Promise.all(prepared.flatMap((p) => p.pending).map((d) => checkWriteAccess(d.ref)))
   const options = { limit, retry: deps.retry ?? DEFAULT_RETRY, log, ...(deps.signal ? { signal: deps.signal } : {}) }
   const contentOptions = { ...options, ...(deps.progress ? { progress: deps.progress } : {}) }
-  const landed = new Map<string, Map<string, Promise<Repository>>>()
+  // Where each blob went in each destination registry, for the whole release: sent once, mounted elsewhere.
+  const blobHomes = new Map<string, Map<string, Promise<Repository>>>()
   const written = await Promise.all(
     prepared.map(async (p) => {
-      const copied = await copyContent(mode === 'stage' ? p.carried : p.pending, p.source, p.graph, { ...contentOptions, landed })
+      const copied = await copyContent(mode === 'stage' ? p.carried : p.pending, p.source, p.graph, { ...contentOptions, landed: blobHomes })
       // Staged: the root too, by digest, so the final promotion finds everything in place and only writes tags.
       if (mode === 'stage') await Promise.all(distinctRepositories(p.carried).map((d) => limit(() => putRootByDigest(d, copied))))
       return { copied, attachmentsCopied: await carrySignatures(p, deps, options) }
@@ -249,7 +250,26 @@ export async function promoteRelease(requests: readonly PromotionRequest[], deps
     prepared,
     options
   )
-  return Promise.all(prepared.map(async (p, i) => ({ ...p.base, destinations: await readBackAll(p, limit), ...written[i]! })))
+  // Read back what this run wrote; a destination that already held the digest was read and hashed by its check.
+  const landed = await Promise.all(
+    prepared.map((p) =>
+      Promise.allSettled(
+        p.destinations.map((d) => (p.pending.includes(d) ? limit(() => readBack(d, p.root.digest)) : Promise.resolve(d.previousDigest ?? undefined)))
+      )
+    )
+  )
+  const unreadable = prepared.flatMap((p, i) =>
+    landed[i]!.flatMap((o, j) => (o.status === 'rejected' ? [{ d: p.destinations[j]!, reason: o.reason as unknown }] : []))
+  )
+  if (unreadable.length > 0) {
+    // Unconfirmed is not promoted: put the environments back, every image's, rather than leave them half-known.
+    throw failedAfterWriting(
+      `could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`,
+      unreadable[0]!.reason,
+      await restoreMovedTags(pending)
+    )
+  }
+  return prepared.map((p, i) => ({ ...p.base, destinations: confirmed(p, landed[i]!), ...written[i]! }))
 }
 
 async function putRootByDigest(d: Destination, stats: CopyStats): Promise<void> {
@@ -396,22 +416,9 @@ async function attachRecord(p: Prepared, deps: PromoteDependencies, log: Logger)
   log.info(`promotion record for "${deps.record.environment}" signed with ${deps.record.signer.description}, attached at ${p.base.records.join(', ')}`)
 }
 
-/** Reads back what this run wrote; a destination that already held the digest was read and hashed by its check. */
-async function readBackAll(p: Prepared, limit: ReturnType<typeof pLimit>): Promise<DestinationResult[]> {
+/** Each destination's result, once what it holds now is known to be the digest. */
+function confirmed(p: Prepared, landed: readonly PromiseSettledResult<string | undefined>[]): DestinationResult[] {
   const digest = p.root.digest
-  const landed = await Promise.allSettled(
-    p.destinations.map((d) => (p.pending.includes(d) ? limit(() => readBack(d, digest)) : Promise.resolve(d.previousDigest ?? undefined)))
-  )
-  const unreadable = landed.flatMap((o, i) => (o.status === 'rejected' ? [{ d: p.destinations[i]!, reason: o.reason as unknown }] : []))
-  if (unreadable.length > 0) {
-    // Unconfirmed is not promoted: put the environments back rather than leave them half-known.
-    const first = unreadable[0]!
-    throw failedAfterWriting(
-      `could not read back ${unreadable.map((u) => formatReference(u.d.ref)).join(', ')} after writing`,
-      first.reason,
-      await restoreMovedTags(p.pending)
-    )
-  }
   return p.destinations.map((d, i) => {
     const found = (landed[i] as PromiseFulfilledResult<string | undefined>).value
     if (found !== digest) {
