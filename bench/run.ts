@@ -10,10 +10,10 @@ import { spawnSync } from 'node:child_process'
 import { cpus, totalmem, tmpdir } from 'node:os'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { buildImage, buildMultiArch, contentOf, type Image } from '../scripts/lib/images.ts'
+import { baseLayer, buildImage, buildMultiArch, contentOf, type Image } from '../scripts/lib/images.ts'
 import { runAction, runProcess, type ProcessRun } from '../scripts/lib/runner.ts'
 import { startBodyCapProxy } from '../__tests__/support/body-cap-proxy.ts'
-import { targetOf } from '../__tests__/support/registry-proxy.ts'
+import { startRegistryProxy, targetOf } from '../__tests__/support/registry-proxy.ts'
 import { pushImage, startRegistry, type RunningRegistry } from '../__tests__/support/registry.ts'
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3)
@@ -129,6 +129,97 @@ interface Row {
 }
 const rows: Row[] = []
 const memory: string[] = []
+const scaling: string[] = []
+
+/**
+ * A release: `count` services built together, 2 base layers of 4 MiB shared by all and 2 MiB of each one's own
+ * (~10 MiB an image), pushed to the source as rel<N>/svc<i>:build.
+ */
+async function seedRelease(source: RunningRegistry, prefix: string, count: number): Promise<string[]> {
+  const base = [baseLayer(4 * MiB), baseLayer(4 * MiB)]
+  const repos = Array.from({ length: count }, (_, i) => `${prefix}/svc${i + 1}`)
+  for (const repo of repos) await pushImage(source.url, repo, 'build', buildImage({ baseLayers: base, layerSizes: [2 * MiB], uncompressed: true }))
+  return repos
+}
+
+/** Runs `tasks` at most `width` at a time. */
+async function pool<T>(tasks: (() => Promise<T>)[], width: number): Promise<T[]> {
+  const results: T[] = []
+  let next = 0
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < tasks.length) {
+        const i = next++
+        results[i] = await tasks[i]!()
+      }
+    })
+  )
+  return results
+}
+
+/** Requests a run sends to both registries, counted by a proxy in front of each (a run of its own, not timed). */
+async function countRequests(source: RunningRegistry, use: (sourceHost: string, target: string) => Promise<unknown>): Promise<number> {
+  return withFreshRegistry(async (target) => {
+    const [s, t] = await Promise.all([startRegistryProxy(targetOf(source.host), []), startRegistryProxy(targetOf(target.host), [])])
+    try {
+      await use(s.host, t.host)
+      return s.seen.length + t.seen.length
+    } finally {
+      await Promise.all([s.stop(), t.stop()])
+    }
+  })
+}
+
+async function releaseScenario(source: RunningRegistry): Promise<void> {
+  const repos = await seedRelease(source, 'rel20', 20)
+  const document = (sourceHost: string, target: string): string =>
+    JSON.stringify(repos.map((repo) => ({ image: `${sourceHost}/${repo}:build`, to: [`${target}/${repo}:staging`] })))
+  const copies = (sourceHost: string, target: string): (() => Promise<ProcessRun>)[] =>
+    repos.map((repo) => () => skopeo(`${sourceHost}/${repo}:build`, `${target}/${repo}:staging`))
+  const runs = { promote: [] as ProcessRun[], sequential: [] as number[], parallel: [] as number[] }
+  for (let i = 0; i < RUNS; i++) {
+    await withFreshRegistry(async (target) => runs.promote.push(await promote({ release: document(source.host, target.host) })))
+    await withFreshRegistry(async (target) => {
+      const started = performance.now()
+      await pool(copies(source.host, target.host), 1)
+      runs.sequential.push(performance.now() - started)
+    })
+    await withFreshRegistry(async (target) => {
+      const started = performance.now()
+      await pool(copies(source.host, target.host), 8)
+      runs.parallel.push(performance.now() - started)
+    })
+  }
+  const ours = median(runs.promote.map((r) => r.ms))
+  const sequential = median(runs.sequential)
+  const parallel = median(runs.parallel)
+  const requests = {
+    promote: await countRequests(source, (s, t) => promote({ release: document(s, t) })),
+    sequential: await countRequests(source, (s, t) => pool(copies(s, t), 1))
+  }
+  const rss = Math.max(...runs.promote.map((r) => r.peakRssKiB)) / 1024
+  rows.push({
+    scenario: 'release of 20 images (2 shared base layers, ~10 MiB each), cold registry',
+    promote: ours,
+    skopeo: sequential,
+    ratio: `${(ours / sequential).toFixed(2)} × skopeo loop, ${(ours / parallel).toFixed(2)} × skopeo 8 at a time (${parallel.toFixed(0)} ms)`,
+    target: '≤ 0.2 × loop, ≤ 0.6 × 8 at a time, requests ≤ skopeo, < 200 MiB',
+    met: ours <= 0.2 * sequential && ours <= 0.6 * parallel && requests.promote <= requests.sequential && rss < 200,
+    note: `${requests.promote} registry requests against ${requests.sequential} for the skopeo loop; peak RSS ${rss.toFixed(0)} MiB`
+  })
+  // How time grows with the release: nearly flat while concurrency has room, then linear.
+  for (const count of [5, 20, 80]) {
+    const scaled = count === 20 ? repos : await seedRelease(source, `rel${count}`, count)
+    const times: number[] = []
+    for (let i = 0; i < RUNS; i++) {
+      await withFreshRegistry(async (target) => {
+        const doc = JSON.stringify(scaled.map((repo) => ({ image: `${source.host}/${repo}:build`, to: [`${target.host}/${repo}:staging`] })))
+        times.push((await promote({ release: doc })).ms)
+      })
+    }
+    scaling.push(`| ${count} | ${median(times).toFixed(0)} ms | ${(median(times) / count).toFixed(0)} ms |`)
+  }
+}
 
 async function withFreshRegistry<T>(use: (r: RunningRegistry) => Promise<T>): Promise<T> {
   const registry = await startRegistry()
@@ -291,6 +382,9 @@ async function main(): Promise<void> {
       `${requestSummary(cross.rerunRequests)}: ping and resolve at the source, 5 lookups for attachments to carry, ping and check (GET, hashed) at the destination; no read-back`
     )
 
+    // 8. A release of 20 images against skopeo loops, and how it grows from 5 to 80 images.
+    await releaseScenario(source)
+
     // 4. Memory as layers grow: one layer of 64 MiB, 256 MiB, 1 GiB, to a cold registry.
     for (const size of [64, 256, 1024]) {
       const layer = buildImage({ layerSizes: [size * MiB], uncompressed: true })
@@ -372,6 +466,12 @@ function report(floor: { node: number; load: number }): void {
         (r) =>
           `- ${r.scenario}: the target is ${ms(r.targetMs)}, ${r.targetMs! < floor.node ? 'less than Node itself needs to start and exit' : 'less than loading the action takes'}; the run spends ${ms(r.promote - floor.load)} beyond start-up.`
       ),
+    '',
+    'A release as it grows (one run, cold registry, one tag per image):',
+    '',
+    '| images | oci-promote | per image |',
+    '|---|---|---|',
+    ...scaling,
     '',
     'Peak RSS as layers grow (one layer, cold destination):',
     '',
