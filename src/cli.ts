@@ -16,11 +16,20 @@ import { GITHUB_ACTIONS_ISSUER, exactIdentity, type SignaturePolicy } from './ve
 /** Exit codes, as documented in the README. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const
 
-const COMMANDS = ['promote', 'plan', 'verify', 'stage', 'rollback', 'verify-bundle'] as const
+const COMMANDS = ['promote', 'plan', 'verify', 'stage', 'rollback', 'prune', 'verify-bundle'] as const
 type Command = (typeof COMMANDS)[number]
 
 // Inputs that are switches: `--verify-blobs` alone means true, `--no-verify-blobs` false.
-const SWITCHES = new Set(['verify-blobs', 'show-summary', 'verify-signature', 'copy-signatures', 'attest-promotion', 'history-tags', 'github-deployment'])
+const SWITCHES = new Set([
+  'dry-run',
+  'verify-blobs',
+  'show-summary',
+  'verify-signature',
+  'copy-signatures',
+  'attest-promotion',
+  'history-tags',
+  'github-deployment'
+])
 // Inputs a workflow gives one per line: repeating the flag adds a line.
 const LISTS = new Set(['to', 'insecure-registries'])
 // The action's inputs (action.yml); every other flag is a usage error.
@@ -28,6 +37,13 @@ const INPUTS = new Set([
   'image',
   'release',
   'shard',
+  'keep-tags',
+  'prune-tags',
+  'older-than',
+  'keep-last',
+  'rollback-window',
+  'dry-run',
+  'max-deletions',
   'digest',
   'to',
   'immutable-tags',
@@ -66,6 +82,7 @@ const USAGE = `oci-promote ${VERSION}: promote a container image between environ
 usage:
   oci-promote promote|plan|verify|rollback [IMAGE] --to TAG [--to TAG ...] [--INPUT VALUE ...]
   oci-promote promote|plan|verify|stage --release FILE [--to TAG ...] [--shard K/N] [--INPUT VALUE ...]
+  oci-promote prune HOST/REPO --prune-tags REGEXP [--older-than 30d] [--keep-last 10] [--dry-run] [--INPUT VALUE ...]
   oci-promote verify-bundle --bundle FILE (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key FILE)
                             [--trusted-root FILE] ARTIFACT_FILE_OR_SHA256_DIGEST
   oci-promote --version | --help

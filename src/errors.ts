@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'SIGNATURE_POLICY_MISSING'
   | 'SIGNATURE_NOT_VERIFIED'
   | 'PROMOTION_GATE'
+  | 'DELETION_REFUSED'
 
 export interface PromoteErrorOptions {
   cause?: unknown

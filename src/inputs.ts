@@ -24,7 +24,20 @@ export interface ReleaseInput {
   readonly shard?: { readonly index: number; readonly count: number }
 }
 
+/** mode: prune: what may go, and what must stay. */
+export interface PruneInputs {
+  readonly keepTags?: RegExp
+  readonly pruneTags?: RegExp
+  readonly olderThanMs: number
+  readonly keepLast: number
+  readonly rollbackWindow: number
+  readonly dryRun: boolean
+  readonly maxDeletions: number
+}
+
 export interface Inputs {
+  /** Set for mode: prune; images then holds the repository. */
+  readonly prune?: PruneInputs
   /** The image of a single-image run, or the images of a release (this job's shard). */
   readonly images: readonly ImageInput[]
   /** Set when the images come from the `release` input. */
@@ -48,8 +61,8 @@ export interface Inputs {
   readonly githubDeployment: boolean
 }
 
-export type InputMode = Mode | 'rollback'
-const MODES: readonly InputMode[] = ['promote', 'plan', 'verify', 'stage', 'rollback']
+export type InputMode = Mode | 'rollback' | 'prune'
+const MODES: readonly InputMode[] = ['promote', 'plan', 'verify', 'stage', 'rollback', 'prune']
 const MAX_CONCURRENCY = 64
 export const DEFAULT_CONCURRENCY = 8
 export const DEFAULT_DEADLINE_SECONDS = 1800
@@ -295,7 +308,8 @@ function readImage(mode: InputMode): ImageInput {
   const image = readReference('image', () => parseReference(imageText))
   const digest = readDigest('digest', read('digest').trim(), image)
   const to = splitList(read('to')).map((line) => readReference('to', () => parseDestination(line, image)))
-  if (to.length === 0 && mode !== 'verify') fail('to', `is required: ${TO_HELP}`)
+  if (to.length === 0 && mode !== 'verify' && mode !== 'prune') fail('to', `is required: ${TO_HELP}`)
+  if (mode === 'prune' && to.length > 0) fail('to', 'has no meaning with mode: prune, which cleans the repository named in image')
   return { image, ...(digest ? { digest } : {}), to }
 }
 
@@ -413,6 +427,55 @@ function readRelease(value: string, mode: InputMode): { images: ImageInput[]; re
   }
 }
 
+const DURATION_UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 }
+
+/** `30d`, `12h`, `2w`, `90m` → milliseconds. */
+function readDuration(name: string, fallback: string): number {
+  const text = read(name).trim() || fallback
+  const match = /^(\d{1,6})([mhdw])$/.exec(text)
+  if (!match) return fail(name, `"${text}" is not a duration; use a number and a unit: 90m, 12h, 30d, 2w`)
+  return Number(match[1]) * DURATION_UNITS[match[2]!]!
+}
+
+function readPattern(name: string): RegExp | undefined {
+  const value = read(name).trim()
+  if (value === '') return undefined
+  try {
+    // Anchored: a pattern names whole tags, so `pr-.*` never matches `prod-pr-1`.
+    return new RegExp(`^(?:${value})$`)
+  } catch (error) {
+    return fail(name, `"${value}" is not a valid regular expression (${errorMessage(error)})`)
+  }
+}
+
+function readPrune(image: Reference): PruneInputs {
+  if (image.tag || image.digest) {
+    fail(
+      'image',
+      `names ${formatReference(image)}; mode: prune cleans a whole repository, so give it without tag or digest (${image.kind === 'layout' ? `oci:${image.path}` : `${image.registry}/${image.repository}`})`
+    )
+  }
+  if (image.kind === 'layout') fail('image', 'mode: prune cleans registry repositories; an OCI layout is a directory to delete files from')
+  const window = read('rollback-window').trim() || '5'
+  if (!/^\d{1,4}$/.test(window)) {
+    fail(
+      'rollback-window',
+      `"${window}" is not a count of promotions (such as 5); a window in time needs promotion records with their dates, which prune does not read yet`
+    )
+  }
+  const pruneTags = readPattern('prune-tags')
+  const keepTags = readPattern('keep-tags')
+  return {
+    ...(keepTags ? { keepTags } : {}),
+    ...(pruneTags ? { pruneTags } : {}),
+    olderThanMs: readDuration('older-than', '30d'),
+    keepLast: readWholeNumber('keep-last', 10, 0, 10_000),
+    rollbackWindow: Number(window),
+    dryRun: readBoolean('dry-run', false),
+    maxDeletions: readWholeNumber('max-deletions', 100, 0, 100_000)
+  }
+}
+
 /** Reads and checks every input; the only place that does. Nothing here touches the network. */
 export function getInputs(from: InputSource = actionInputs): Inputs {
   source = from
@@ -424,7 +487,9 @@ function readInputs(): Inputs {
   if (!MODES.includes(modeText)) fail('mode', `"${modeText}" is not one of ${MODES.join(', ')}`)
   const releaseText = read('release').trim()
   if (!releaseText && read('shard').trim()) fail('shard', 'needs release: the document listing the images to take a slice of')
+  if (modeText === 'prune' && releaseText) fail('release', 'cannot be combined with mode: prune, which cleans one repository: name it in image')
   const { images, release } = releaseText ? readRelease(releaseText, modeText) : { images: [readImage(modeText)], release: undefined }
+  const prune = modeText === 'prune' ? readPrune(images[0]!.image) : undefined
 
   const concurrency = readWholeNumber('concurrency', DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY)
   const deadlineSeconds = readWholeNumber('deadline-seconds', DEFAULT_DEADLINE_SECONDS, 10, 6 * 3600)
@@ -442,7 +507,8 @@ function readInputs(): Inputs {
   const immutableTags = readImmutableTags()
   const githubDeployment = readBoolean('github-deployment', false)
   if (githubDeployment && !read('environment').trim()) fail('github-deployment', 'needs environment: the GitHub environment the deployment is for')
-  const verifySignature = readBoolean('verify-signature', true)
+  // Pruning verifies nothing: it decides from tags, ages and history what may be deleted.
+  const verifySignature = readBoolean('verify-signature', modeText !== 'prune')
   const signaturePolicy = readSignaturePolicy(verifySignature)
   const trustedRoot = read('trusted-root').trim()
   if (trustedRoot) {
@@ -455,6 +521,7 @@ function readInputs(): Inputs {
   return {
     images,
     ...(release ? { release } : {}),
+    ...(prune ? { prune } : {}),
     mode: modeText,
     ...(immutableTags ? { immutableTags } : {}),
     verifyBlobs: readBoolean('verify-blobs', false),

@@ -24,6 +24,7 @@ function setOutputs(outcome: RunOutcome): void {
   core.setOutput('verified', JSON.stringify(outputs.verified))
   core.setOutput('promoted', JSON.stringify(outputs.promoted))
   if (outputs.release) core.setOutput('release', JSON.stringify(outputs.release))
+  if (outputs.pruned) core.setOutput('pruned', JSON.stringify(outputs.pruned))
 }
 
 /**

@@ -8,6 +8,7 @@ import { Stores } from './oci/stores.js'
 import { Transport } from './oci/transport.js'
 import { promoteRelease, type Logger, type PromoteDependencies, type PromotionResult } from './promote.js'
 import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
+import { prune, type PruneResult } from './prune.js'
 import { rollback } from './rollback.js'
 import { USER_AGENT } from './version.js'
 import type { ImageVerifier } from './verify/index.js'
@@ -32,6 +33,8 @@ export interface RunOutcome {
   readonly results: readonly PromotionResult[]
   /** Set for a run of the release input. */
   readonly release?: ReleaseInput
+  /** Set for mode: prune (results is then empty). */
+  readonly pruned?: PruneResult
   /** False when verify-signature was off. */
   readonly signaturesChecked: boolean
   /** Manifest pulls per registry (Docker Hub rate-limits them) and the rate limit each last reported. */
@@ -134,6 +137,14 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
         : {})
     })
     const mode = inputs.mode
+    if (mode === 'prune') {
+      const pruned = await prune(
+        stores.repository(inputs.images[0]!.image),
+        { ...inputs.prune!, ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}), concurrency: inputs.concurrency },
+        log
+      )
+      return { results: [], pruned, signaturesChecked: false, usage: stores.usage() }
+    }
     const results =
       mode === 'rollback'
         ? [
@@ -159,6 +170,8 @@ export interface RunOutputs {
   readonly promoted: object[]
   /** A release's images, one object each: its source, the pinned reference and its digest. */
   readonly release?: object[]
+  /** mode: prune, one object per digest considered: digest, tags, status, reason. */
+  readonly pruned?: object[]
 }
 
 /** The outputs of a run, named as action.yml names them; the action sets them, the CLI prints them. */
@@ -189,7 +202,8 @@ export function outputsOf(outcome: RunOutcome): RunOutputs {
         ...(result.image ? { image: result.image } : {})
       }))
     ),
-    ...(outcome.release ? { release: outcome.results.map((r) => ({ source: r.source, image: r.image, digest: r.digest })) } : {})
+    ...(outcome.release ? { release: outcome.results.map((r) => ({ source: r.source, image: r.image, digest: r.digest })) } : {}),
+    ...(outcome.pruned ? { pruned: outcome.pruned.digests.map((d) => ({ digest: d.digest, tags: d.tags, status: d.status, reason: d.reason })) } : {})
   }
 }
 
@@ -198,7 +212,9 @@ export function resultLines(outcome: RunOutcome): string[] {
   const split = "the destinations now hold different digests, so the digest and image outputs are empty: read each destination's from the promoted output"
   const { release } = outcome
   const shard = release?.shard ? ` (shard ${release.shard.index}/${release.shard.count}: ${outcome.results.length} of them)` : ''
+  const pruned = outcome.pruned?.digests ?? []
   return [
+    ...pruned.map((d) => `${d.status.padEnd(8)} ${d.digest}${d.tags.length ? ` (${d.tags.join(', ')})` : ''}: ${d.reason}`),
     ...(release ? [`release of ${release.size} images${shard}`] : []),
     ...outcome.results.flatMap((result) => [
       ...(release ? [`${result.source} @ ${result.digest}`] : []),

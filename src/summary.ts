@@ -3,10 +3,11 @@ import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '
 import { usageLine } from './oci/registry.js'
 import { untrusted } from './untrusted.js'
 import type { DestinationResult, PromotionResult } from './promote.js'
+import type { PruneResult } from './prune.js'
 import type { RunOutcome } from './run.js'
 
 /** What the summary shows: a run's results (one per image), and whether it was a release. */
-export type SummaryInput = Pick<RunOutcome, 'results' | 'release' | 'signaturesChecked' | 'usage'>
+export type SummaryInput = Pick<RunOutcome, 'results' | 'release' | 'signaturesChecked' | 'usage' | 'pruned'>
 
 // GitHub refuses a step summary over 1 MiB; the release table stops well before, and says what it left out.
 const MAX_TABLE_BYTES = 900 * 1024
@@ -61,7 +62,39 @@ function row(d: DestinationResult): string {
 
 /** The job summary as Markdown; pure, so tests read it without a runner. */
 export function renderSummary(outcome: SummaryInput): string {
+  if (outcome.pruned) return pruneSummary(outcome.pruned)
   return outcome.release ? releaseSummary(outcome) : imageSummary(outcome.results[0]!, outcome)
+}
+
+/** mode: prune: what went, what stayed and why, the bytes freed as far as known. */
+function pruneSummary(pruned: PruneResult): string {
+  const gone = pruned.digests.filter((d) => d.status !== 'kept')
+  const kept = pruned.digests.filter((d) => d.status === 'kept')
+  const verb = pruned.dryRun ? 'would be deleted (dry-run: nothing was)' : 'deleted'
+  const bytes = gone.reduce((n, d) => n + (d.bytes ?? 0), 0)
+  const reasons = new Map<string, number>()
+  for (const d of kept) {
+    const rule = d.reason.replace(/^tag \S+ /, 'tag ').replace(/ of \S+ \(/, ' (')
+    reasons.set(rule, (reasons.get(rule) ?? 0) + 1)
+  }
+  const lines = [
+    `### oci-promote: Prune ${code(pruned.repository)}`,
+    '',
+    `**${count(gone.length, 'image')} ${verb}**, with ${count(pruned.attachmentsDeleted, 'attached manifest')} (signatures, attestations, referrer indexes, platforms); at most ${formatBytes(bytes)} freed (layers other images share stay).`,
+    '',
+    `**${count(kept.length, 'image')} kept:**`,
+    '',
+    ...[...reasons].map(([reason, n]) => `- ${n} × ${cell(reason)}`),
+    ''
+  ]
+  if (gone.length > 0) {
+    lines.push('| Digest | Tags | Created | Status |', '|---|---|---|---|')
+    for (const d of gone.slice(0, 2000))
+      lines.push(`| ${code(shortDigest(d.digest))} | ${d.tags.map(code).join(' ') || '—'} | ${d.created ? cell(d.created) : '—'} | ${d.status} |`)
+    if (gone.length > 2000) lines.push('', `… and ${gone.length - 2000} more, listed in the pruned output.`)
+    lines.push('')
+  }
+  return `${lines.join('\n')}\n`
 }
 
 function imageSummary(result: PromotionResult, context: SummaryInput): string {

@@ -63,6 +63,8 @@ export interface ImageOptions {
   readonly uncompressed?: boolean
   /** Layers several images share (the base image of a release's services), before the image's own: see baseLayer. */
   readonly baseLayers?: readonly Blob[]
+  /** The config's `created` time (RFC 3339), as a build writes it. */
+  readonly created?: string
 }
 
 /** An uncompressed layer of random bytes, to share between images as their common base. */
@@ -82,6 +84,7 @@ export function buildImage(options: ImageOptions = {}): Image {
     types.config,
     Buffer.from(
       JSON.stringify({
+        ...(options.created ? { created: options.created } : {}),
         ...platform,
         config: { Labels: { 'org.opencontainers.image.title': options.label ?? 'oci-promote fixture' } },
         // An uncompressed base layer's diff_id is its digest.

@@ -152,6 +152,18 @@ export class LayoutRepository implements Repository {
     })
   }
 
+  async listTags(): Promise<string[]> {
+    const index = await this.#readIndex()
+    return [...new Set((index?.manifests ?? []).map((m) => m.annotations?.[ANNOTATION_REF_NAME]).filter((t): t is string => typeof t === 'string'))]
+  }
+
+  /** Drops the manifest from index.json (its tags go with it); its blob stays, as a registry's does until garbage collection. */
+  async deleteManifest(digest: string): Promise<void> {
+    await this.#updateIndex((index) => {
+      index.manifests = index.manifests.filter((m) => m.digest !== digest)
+    })
+  }
+
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
     return this.#hasFile(descriptor.digest, descriptor.size)
   }

@@ -6,7 +6,7 @@ import type { CredentialSource } from './credentials.js'
 import { SHA256_DIGEST } from './digest.js'
 import { MAX_MANIFEST_BYTES, indexEntries, toManifest, type Descriptor, type IndexEntries, type Manifest } from './manifest.js'
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.js'
-import { isLoopbackHost, registryApiHost } from './reference.js'
+import { TAG_PATTERN, isLoopbackHost, registryApiHost } from './reference.js'
 import type { Repository } from './repository.js'
 import { NO_RETRY, headerValue, readLimited, type HttpMethod, type HttpResponse, type Transport } from './transport.js'
 
@@ -165,6 +165,9 @@ export class RegistryClient {
     }
   }
 }
+
+const TAGS_PAGE_SIZE = 1000
+const MAX_TAG_PAGES = 1000
 
 // Chunks are held in memory while sent: at most this much, whatever a registry allows.
 const MAX_CHUNK_BYTES = 16 * 1024 * 1024
@@ -338,6 +341,47 @@ export class RemoteRepository implements Repository {
       }
       if (res.status !== 202 && res.status !== 200) throw await responseError(res, what)
       await res.body.dump()
+    })
+  }
+
+  /** Every tag, following the registry's `Link` to the next page (distribution-spec, "Listing Tags"), on its own origin only. */
+  async listTags(): Promise<string[]> {
+    const tags: string[] = []
+    let next: URL | undefined = new URL(`/v2/${this.repository}/tags/list?n=${TAGS_PAGE_SIZE}`, this.client.baseUrl)
+    for (let page = 1; next; page++) {
+      const what = `GET tags ${this.name} (page ${page})`
+      if (page > MAX_TAG_PAGES) throw new PromoteError('REGISTRY_ERROR', `${what}: more than ${MAX_TAG_PAGES} pages of tags; refusing to read on`)
+      if (next.origin !== this.client.baseUrl.origin) {
+        throw new PromoteError('REGISTRY_ERROR', `${what}: the next page is on another origin (${untrusted(next.origin)}); refused`)
+      }
+      next = await this.#call(what, 'GET', next, async (res) => {
+        if (res.status !== 200)
+          throw await responseError(res, what, { nameUnknown: `The repository ${this.repository} does not exist in ${this.client.registry}` })
+        const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `tags of ${this.name}`)
+        let listed: unknown
+        try {
+          listed = (JSON.parse(bytes.toString('utf8')) as { tags?: unknown }).tags
+        } catch (error) {
+          throw new PromoteError('REGISTRY_ERROR', `${what}: the answer is not JSON`, { cause: error })
+        }
+        // A registry answers null for a repository without tags; anything that is not a valid tag is not one.
+        if (Array.isArray(listed)) for (const tag of listed) if (typeof tag === 'string' && TAG_PATTERN.test(tag)) tags.push(tag)
+        const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(headerValue(res.headers, 'link') ?? '')
+        return link ? new URL(link[1]!, this.client.baseUrl) : undefined
+      })
+    }
+    return [...new Set(tags)]
+  }
+
+  async deleteManifest(digest: string): Promise<void> {
+    const what = `DELETE manifest ${this.name}@${digest}`
+    await this.#call(what, 'DELETE', this.#path('manifests', checkDigestArgument(digest)), async (res) => {
+      if (res.status === 202 || res.status === 200 || res.status === 204 || res.status === 404) return void (await res.body.dump())
+      const { said, codes } = await registrySays(res)
+      if (res.status === 405 || codes.includes('UNSUPPORTED')) {
+        throw new PromoteError('DELETION_REFUSED', `${what}: ${this.client.registry} does not allow deleting manifests (${said})`)
+      }
+      throw new PromoteError('REGISTRY_ERROR', `${what}: ${said}`, { transient: res.status >= 500 || res.status === 429 })
     })
   }
 

@@ -28,6 +28,10 @@ export interface Repository {
   putManifest(reference: string, manifest: Manifest): Promise<string | undefined>
   /** Removes a tag (not the manifest it points at); used only to undo a tag this run created. */
   deleteTag(tag: string): Promise<void>
+  /** Every tag, page by page as the store serves them (prune). */
+  listTags(): Promise<string[]>
+  /** Deletes a manifest and every tag that points at it (prune); a manifest already gone is not an error. */
+  deleteManifest(digest: string): Promise<void>
 
   hasBlob(descriptor: Descriptor): Promise<boolean>
   openBlob(descriptor: Descriptor): Promise<Readable>

@@ -1,0 +1,164 @@
+// Retention on the real registry (deletion enabled): a repository of 15 builds, environment and release tags,
+// history tags, signatures, a referrer and an index. What goes, what stays and why; dry-run and max-deletions write
+// nothing; a re-run deletes nothing more.
+import { beforeEach, afterEach, describe, expect, it } from '@jest/globals'
+import { buildImage, buildMultiArch, type Image } from '../scripts/lib/images.ts'
+import { runAction } from '../scripts/lib/runner.ts'
+import { PromoteError } from '../src/errors.ts'
+import { historyTag } from '../src/promote.ts'
+import { prune, type PruneRequest } from '../src/prune.ts'
+import { createHarness } from './support/harness.ts'
+import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
+import {
+  TestCA,
+  TestRekor,
+  dsseBundle,
+  inTotoStatement,
+  keyPairSigner,
+  pushBundleReferrer,
+  pushLegacyTag,
+  signatureLayer,
+  simpleSigningPayload
+} from './support/sigstore.ts'
+
+const REPO = 'ret/app'
+const DAY = 86_400_000
+// The action runs on the real clock, so the fixture's ages are counted from it too.
+const NOW = new Date()
+const ago = (days: number): string => new Date(NOW.getTime() - days * DAY).toISOString()
+
+let registry: RunningRegistry
+let builds: Image[]
+let index: Image
+let untagged: Image
+
+/**
+ * build-i was made 45 - 2i days ago (build-1: 43 days, build-7: 31, build-8: 29). prod is build-5 and held build-2,
+ * 3 and 4 before (history tags); staging is build-12; v1.0.0 is build-6. build-1 and build-5 carry a cosign signature,
+ * build-2 a Sigstore bundle referrer; build-16 is a two-platform index made 40 days ago; one image 42 days old has a
+ * signature and no tag at all.
+ */
+beforeEach(async () => {
+  registry = await startRegistry()
+  builds = Array.from({ length: 15 }, (_, i) => buildImage({ created: ago(45 - 2 * (i + 1)), label: `build ${i + 1}` }))
+  for (const [i, image] of builds.entries()) await pushImage(registry.url, REPO, `build-${i + 1}`, image)
+  const at = (n: number): Image => builds[n - 1]!
+  await pushImage(registry.url, REPO, 'prod', at(5))
+  for (const n of [2, 3, 4]) await pushImage(registry.url, REPO, historyTag('prod', at(n).digest), at(n))
+  await pushImage(registry.url, REPO, 'staging', at(12))
+  await pushImage(registry.url, REPO, 'v1.0.0', at(6))
+  const key = await keyPairSigner()
+  for (const n of [1, 5]) await pushLegacyTag(registry.url, REPO, at(n).digest, 'sig', [signatureLayer(key, simpleSigningPayload(REPO, at(n).digest))])
+  const [ca, rekor] = await Promise.all([TestCA.create(), TestRekor.create()])
+  const signer = await ca.issue('https://github.com/acme/app/.github/workflows/build.yml@refs/heads/main')
+  await pushBundleReferrer(
+    registry.url,
+    REPO,
+    at(2),
+    dsseBundle(signer, inTotoStatement(at(2).digest, 'https://slsa.dev/provenance/v1'), rekor),
+    'https://slsa.dev/provenance/v1'
+  )
+  index = buildMultiArch(2, { created: ago(40) })
+  await pushImage(registry.url, REPO, 'build-16', index)
+  untagged = buildImage({ created: ago(42) })
+  await pushImage(registry.url, REPO, untagged.digest, untagged)
+  await pushLegacyTag(registry.url, REPO, untagged.digest, 'sig', [signatureLayer(key, simpleSigningPayload(REPO, untagged.digest))])
+})
+afterEach(async () => {
+  await registry?.stop()
+})
+
+const RULES: PruneRequest = {
+  pruneTags: /^(?:build-.*)$/,
+  immutableTags: /^v?\d+\.\d+\.\d+$/,
+  olderThanMs: 30 * DAY,
+  keepLast: 2,
+  rollbackWindow: 2,
+  dryRun: false,
+  maxDeletions: 100,
+  concurrency: 4,
+  now: NOW
+}
+
+async function run(rules: Partial<PruneRequest> = {}) {
+  const h = createHarness()
+  try {
+    const repository = h.stores.repository({ kind: 'registry', registry: registry.host, repository: REPO })
+    const result = await prune(repository, { ...RULES, ...rules }, { info: () => {}, debug: () => {} })
+    return { result, writes: h.writes() }
+  } finally {
+    await h.close()
+  }
+}
+
+const exists = async (digest: string, mediaType: string): Promise<boolean> =>
+  (await fetch(`${registry.url}/v2/${REPO}/manifests/${digest}`, { method: 'HEAD', headers: { accept: mediaType } })).status === 200
+const sigTag = (image: Image): string => `${image.digest.replace(':', '-')}.sig`
+
+describe('mode: prune', () => {
+  it('deletes old builds no rule keeps, with their signatures, referrers and platforms; keeps prod, its rollback window, releases and the newest', async () => {
+    const at = (n: number): Image => builds[n - 1]!
+    const { result } = await run()
+    const status = new Map(result.digests.map((d) => [d.digest, d]))
+    const deleted = result.digests.filter((d) => d.status === 'deleted').map((d) => d.digest)
+    expect(new Set(deleted)).toEqual(new Set([at(1).digest, at(2).digest, index.digest, untagged.digest]))
+    expect(status.get(at(5).digest)!.reason).toMatch(/tag prod is kept/)
+    expect(status.get(at(4).digest)!.reason).toMatch(/rollback window of prod \(last 2\)/)
+    expect(status.get(at(6).digest)!.reason).toMatch(/tag v1\.0\.0 is kept/)
+    expect(status.get(at(12).digest)!.reason).toMatch(/tag staging is not matched by prune-tags/)
+    expect(status.get(at(3).digest)!.reason).toMatch(/keep-last/)
+    expect(status.get(at(7).digest)!.reason).toMatch(/keep-last/)
+    expect(status.get(at(9).digest)!.reason).toBe('newer than older-than')
+
+    for (const image of [at(1), at(2), index, untagged]) expect(await exists(image.digest, image.mediaType)).toBe(false)
+    for (const child of index.children) expect(await exists(child.digest, child.mediaType)).toBe(false)
+    expect(await tagDigest(registry.url, REPO, sigTag(at(1)))).toBeUndefined()
+    expect(await tagDigest(registry.url, REPO, sigTag(untagged))).toBeUndefined()
+    expect(await tagDigest(registry.url, REPO, at(2).digest.replace(':', '-'))).toBeUndefined()
+    // What stays, stays whole: prod and its signature, the window's history, the release, staging.
+    expect(await tagDigest(registry.url, REPO, 'prod')).toBe(at(5).digest)
+    expect(await tagDigest(registry.url, REPO, sigTag(at(5)))).toBeDefined()
+    expect(await tagDigest(registry.url, REPO, historyTag('prod', at(4).digest))).toBe(at(4).digest)
+    expect(await tagDigest(registry.url, REPO, 'v1.0.0')).toBe(at(6).digest)
+    expect(await tagDigest(registry.url, REPO, 'staging')).toBe(at(12).digest)
+    expect(result.attachmentsDeleted).toBeGreaterThanOrEqual(5)
+
+    // A re-run finds nothing more to delete.
+    const again = await run()
+    expect(again.result.digests.filter((d) => d.status !== 'kept')).toEqual([])
+  })
+
+  it('dry-run plans the same and writes nothing; max-deletions refuses before deleting anything', async () => {
+    const dry = await run({ dryRun: true })
+    expect(dry.result.digests.filter((d) => d.status === 'planned').length).toBe(4)
+    expect(dry.writes).toEqual([])
+    const refused = await run({ maxDeletions: 3 }).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(PromoteError)
+    expect((refused as Error).message).toMatch(/4 images would be deleted, more than max-deletions \(3\); nothing was deleted/)
+    for (const image of [builds[0]!, index, untagged]) expect(await exists(image.digest, image.mediaType)).toBe(true)
+  })
+
+  it('the action: dry-run reports every digest in the pruned output and the summary, and bad prune inputs fail first', async () => {
+    const common = { image: `${registry.host}/${REPO}`, mode: 'prune', 'prune-tags': 'build-.*', 'keep-last': '2', 'rollback-window': '2', 'dry-run': 'true' }
+    const dry = await runAction(common)
+    expect(dry.exitCode).toBe(0)
+    const pruned = JSON.parse(dry.outputs['pruned']!) as { digest: string; status: string; reason: string; tags: string[] }[]
+    expect(pruned.length).toBe(17)
+    expect(new Set(pruned.filter((p) => p.status === 'planned').map((p) => p.digest))).toEqual(
+      new Set([builds[0]!.digest, builds[1]!.digest, index.digest, untagged.digest])
+    )
+    expect(dry.summary).toContain('### oci-promote: Prune')
+    expect(dry.summary).toMatch(/would be deleted \(dry-run: nothing was\)/)
+    for (const [inputs, message] of [
+      [{ image: `${registry.host}/${REPO}:prod` }, /mode: prune cleans a whole repository, so give it without tag or digest/],
+      [{ 'older-than': '30 days' }, /"30 days" is not a duration/],
+      [{ 'prune-tags': 'build-(' }, /input "prune-tags": "build-\(" is not a valid regular expression/],
+      [{ 'keep-last': '-1' }, /input "keep-last": "-1" must be a whole number/],
+      [{ 'rollback-window': '30d' }, /is not a count of promotions/]
+    ] as const) {
+      const bad = await runAction({ ...common, ...inputs })
+      expect(bad.exitCode).not.toBe(0)
+      expect(bad.stdout).toMatch(message)
+    }
+  })
+})

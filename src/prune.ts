@@ -1,0 +1,253 @@
+import pLimit from 'p-limit'
+import { PromoteError, errorMessage } from './errors.js'
+import { parseManifest, type Manifest } from './oci/manifest.js'
+import { INDEX_MEDIA_TYPES } from './oci/media-types.js'
+import { listReferrers, readBlob } from './oci/referrers.js'
+import type { Repository } from './oci/repository.js'
+import type { Logger } from './promote.js'
+
+/**
+ * Retention that knows what was promoted: per digest (registries delete manifests, and a tag goes with its
+ * digest), delete only what no keep rule holds, and never on doubt.
+ */
+export interface PruneRequest {
+  /** Tags that always keep their digest; default: the environment tags (those with history tags) and `immutableTags`. */
+  readonly keepTags?: RegExp
+  /** Tags whose digests may go (every tag of a digest must match); untagged digests may go anyway. */
+  readonly pruneTags?: RegExp
+  readonly immutableTags?: RegExp
+  /** Only digests older than this may go. */
+  readonly olderThanMs: number
+  /** The N most recent digests among those that may go are kept all the same. */
+  readonly keepLast: number
+  /** Per environment, the last `count` digests it held are kept (from its tag and history tags). */
+  readonly rollbackWindow: number
+  readonly dryRun: boolean
+  /** A run that would delete more refuses before deleting anything. */
+  readonly maxDeletions: number
+  readonly concurrency: number
+  readonly now?: Date
+}
+
+export type PrunedStatus = 'deleted' | 'kept' | 'planned'
+
+export interface PrunedDigest {
+  readonly digest: string
+  readonly tags: readonly string[]
+  readonly status: PrunedStatus
+  /** Which rule kept it, or why it went. */
+  readonly reason: string
+  /** Its manifest, config and layers, as far as known: what deleting it frees at most (layers may be shared). */
+  readonly bytes?: number
+  /** The image's creation time, when known. */
+  readonly created?: string
+}
+
+export interface PruneResult {
+  readonly repository: string
+  readonly dryRun: boolean
+  readonly digests: readonly PrunedDigest[]
+  /** Signatures, attestations, referrer indexes and platform manifests deleted with the images. */
+  readonly attachmentsDeleted: number
+}
+
+const COSIGN_TAG = /^sha256-([a-f0-9]{64})\.(sig|att|sbom)$/
+const FALLBACK_TAG = /^sha256-([a-f0-9]{64})$/
+// historyTag() in promote.ts: `<tag>--<first 16 hex of the digest>`.
+const HISTORY_TAG = /^(.+)--([a-f0-9]{16})$/
+const CREATED_ANNOTATION = 'org.opencontainers.image.created'
+const MAX_CONFIG_BYTES = 1024 * 1024
+
+interface Candidate {
+  readonly digest: string
+  /** Tags that are neither cosign's, fallback indexes nor history tags. */
+  readonly tags: string[]
+  readonly history: string[]
+  manifest?: Manifest | undefined
+  created?: Date | undefined
+  bytes?: number
+  kept?: string
+}
+
+function addTo(map: Map<string, Candidate>, digest: string): Candidate {
+  let candidate = map.get(digest)
+  if (!candidate) map.set(digest, (candidate = { digest, tags: [], history: [] }))
+  return candidate
+}
+
+/** When the image was made: the config's `created`, else the manifest's created annotation; undefined when unknown. */
+async function creationTime(repository: Repository, manifest: Manifest): Promise<Date | undefined> {
+  const content = parseManifest(manifest, `manifest ${manifest.digest}`)
+  const annotated = content.annotations?.[CREATED_ANNOTATION]
+  if (annotated) return validDate(annotated)
+  // An index: its first platform's age (they are built together).
+  const [config] = content.blobs
+  if (!config) {
+    const first = content.manifests[0] && (await repository.fetchManifest(content.manifests[0].digest))
+    return first && !INDEX_MEDIA_TYPES.has(first.mediaType) ? creationTime(repository, first) : undefined
+  }
+  const bytes = await readBlob(repository, config, MAX_CONFIG_BYTES)
+  const created = (JSON.parse(bytes.toString('utf8')) as { created?: unknown }).created
+  return typeof created === 'string' ? validDate(created) : undefined
+}
+
+function validDate(text: string): Date | undefined {
+  const date = new Date(text)
+  return Number.isNaN(date.getTime()) ? undefined : date
+}
+
+/**
+ * Decides, for every digest of the repository, whether it stays or goes, and deletes what goes (unless dry-run):
+ * each deleted image with its cosign signature tags, its referrers and its fallback referrers index, and the
+ * platform manifests of a deleted index, except what a kept digest still uses.
+ */
+export async function prune(repository: Repository, request: PruneRequest, log: Logger): Promise<PruneResult> {
+  const limit = pLimit(Math.max(1, request.concurrency))
+  const now = request.now ?? new Date()
+  const tags = await repository.listTags()
+  log.info(`${repository.name}: ${tags.length} tags`)
+
+  // 1. Every digest the tags name, and the untagged ones their cosign and fallback tags point at.
+  const candidates = new Map<string, Candidate>()
+  const attachmentTags = new Map<string, string[]>()
+  const environments = new Set<string>()
+  await Promise.all(
+    tags.map((tag) =>
+      limit(async () => {
+        const attached = COSIGN_TAG.exec(tag) ?? FALLBACK_TAG.exec(tag)
+        if (attached) {
+          const subject = `sha256:${attached[1]!}`
+          attachmentTags.set(subject, [...(attachmentTags.get(subject) ?? []), tag])
+          if (await repository.hasManifest(subject)) addTo(candidates, subject)
+          return
+        }
+        const digest = await repository.resolveTag(tag)
+        if (!digest) return
+        const history = HISTORY_TAG.exec(tag)
+        if (history && digest.startsWith(`sha256:${history[2]!}`)) {
+          addTo(candidates, digest).history.push(tag)
+          environments.add(history[1]!)
+        } else {
+          addTo(candidates, digest).tags.push(tag)
+        }
+      })
+    )
+  )
+
+  // 2. What each one is and how old: an unreadable manifest or an unknown age keeps its digest.
+  await Promise.all(
+    [...candidates.values()].map((c) =>
+      limit(async () => {
+        try {
+          c.manifest = await repository.fetchManifest(c.digest)
+          if (!c.manifest) return
+          c.created = await creationTime(repository, c.manifest)
+          const content = parseManifest(c.manifest, `manifest ${c.digest}`)
+          c.bytes = c.manifest.bytes.length + content.blobs.reduce((n, d) => n + d.size, 0)
+        } catch (error) {
+          log.debug(`${repository.name}@${c.digest}: ${errorMessage(error)}`)
+        }
+      })
+    )
+  )
+
+  // 3. Keep rules, in order; the first that holds is the reason given.
+  const keepTags = request.keepTags ?? defaultKeepTags(environments, request.immutableTags)
+  const all = [...candidates.values()]
+  const keep = (c: Candidate, reason: string): void => {
+    c.kept ??= reason
+  }
+  for (const c of all) {
+    const held = c.tags.find((t) => keepTags?.test(t))
+    if (held) keep(c, `tag ${held} is kept (${request.keepTags ? 'keep-tags' : 'an environment or release tag'})`)
+  }
+  // The rollback window: each environment's current digest and the last ones it held, newest first.
+  for (const environment of environments) {
+    const held = all
+      .filter((c) => c.tags.includes(environment) || c.history.some((h) => h.startsWith(`${environment}--`)))
+      .sort((a, b) => (b.created?.getTime() ?? Infinity) - (a.created?.getTime() ?? Infinity))
+    for (const c of held.slice(0, request.rollbackWindow)) keep(c, `in the rollback window of ${environment} (last ${request.rollbackWindow})`)
+  }
+  for (const c of all) {
+    if (!c.manifest) keep(c, 'its manifest cannot be read')
+    else if (!c.created) keep(c, 'its age is not known')
+    else if (c.tags.some((t) => !request.pruneTags?.test(t))) keep(c, `tag ${c.tags.find((t) => !request.pruneTags?.test(t))!} is not matched by prune-tags`)
+    else if (now.getTime() - c.created.getTime() < request.olderThanMs) keep(c, 'newer than older-than')
+  }
+  const eligible = all.filter((c) => !c.kept).sort((a, b) => b.created!.getTime() - a.created!.getTime())
+  for (const c of eligible.slice(0, request.keepLast)) keep(c, `among the last ${request.keepLast} (keep-last)`)
+  // The platforms of a kept index stay with it.
+  const keptDigests = new Set(all.filter((c) => c.kept).map((c) => c.digest))
+  const usedByKept = new Set<string>(keptDigests)
+  for (const c of all.filter((c) => c.kept && c.manifest && INDEX_MEDIA_TYPES.has(c.manifest.mediaType))) {
+    for (const child of parseManifest(c.manifest!, `index ${c.digest}`).manifests) {
+      usedByKept.add(child.digest)
+      const known = candidates.get(child.digest)
+      if (known) keep(known, `a platform of kept index ${c.digest}`)
+    }
+  }
+  const doomed = all.filter((c) => !c.kept)
+
+  if (doomed.length > request.maxDeletions) {
+    throw new PromoteError(
+      'INPUT_INVALID',
+      `${repository.name}: ${doomed.length} images would be deleted, more than max-deletions (${request.maxDeletions}); nothing was deleted. Check prune-tags and older-than, or raise max-deletions if that many is intended`
+    )
+  }
+
+  // 4. What goes with each image: cosign tags, referrers and fallback index, platform manifests; not what a kept digest uses.
+  const attachmentsOf = async (c: Candidate): Promise<string[]> => {
+    const digests: string[] = []
+    for (const tag of attachmentTags.get(c.digest) ?? []) {
+      const digest = await repository.resolveTag(tag)
+      if (digest) digests.push(digest)
+    }
+    const referrers = await listReferrers(repository, c.digest)
+    digests.push(...referrers.descriptors.map((d) => d.digest))
+    if (c.manifest && INDEX_MEDIA_TYPES.has(c.manifest.mediaType))
+      digests.push(...parseManifest(c.manifest, `index ${c.digest}`).manifests.map((m) => m.digest))
+    return [...new Set(digests)].filter((d) => !usedByKept.has(d) && d !== c.digest)
+  }
+  let attachmentsDeleted = 0
+  const results = new Map<string, PrunedDigest>()
+  for (const c of all.filter((c) => c.kept)) results.set(c.digest, describe(c, 'kept', c.kept!))
+  await Promise.all(
+    doomed.map((c) =>
+      limit(async () => {
+        const why = c.tags.length ? `every tag matches prune-tags, older than older-than` : 'untagged or history only, older than older-than'
+        if (request.dryRun) {
+          results.set(c.digest, describe(c, 'planned', why))
+          return
+        }
+        const attached = await attachmentsOf(c)
+        // The image first: if that fails, its signatures still stand beside it.
+        await repository.deleteManifest(c.digest)
+        for (const digest of attached) {
+          await repository.deleteManifest(digest)
+          attachmentsDeleted++
+        }
+        log.info(`deleted ${repository.name}@${c.digest}${c.tags.length ? ` (${c.tags.join(', ')})` : ''} and ${attached.length} attached manifests`)
+        results.set(c.digest, describe(c, 'deleted', why))
+      })
+    )
+  )
+  return { repository: repository.name, dryRun: request.dryRun, digests: all.map((c) => results.get(c.digest)!), attachmentsDeleted }
+}
+
+function describe(c: Candidate, status: PrunedStatus, reason: string): PrunedDigest {
+  return {
+    digest: c.digest,
+    tags: [...c.tags, ...c.history],
+    status,
+    reason,
+    ...(c.bytes !== undefined ? { bytes: c.bytes } : {}),
+    ...(c.created ? { created: c.created.toISOString() } : {})
+  }
+}
+
+/** The environment tags (those with history tags) and the release tags: what production may roll back to. */
+function defaultKeepTags(environments: ReadonlySet<string>, immutableTags: RegExp | undefined): RegExp | undefined {
+  const names = [...environments].map((e) => e.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+  const parts = [...names, ...(immutableTags ? [immutableTags.source.replace(/^\^/, '').replace(/\$$/, '')] : [])]
+  return parts.length ? new RegExp(`^(?:${parts.join('|')})$`) : undefined
+}
