@@ -6,7 +6,9 @@ import { buildImage, buildMultiArch, type Image } from '../scripts/lib/images.ts
 import { runAction } from '../scripts/lib/runner.ts'
 import { PromoteError } from '../src/errors.ts'
 import { historyTag } from '../src/promote.ts'
+import { githubPackages, type PackageVersions } from '../src/packages.ts'
 import { prune, type PruneRequest } from '../src/prune.ts'
+import { startGithubPackages } from './support/fake-github-packages.ts'
 import { createHarness } from './support/harness.ts'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import {
@@ -31,6 +33,7 @@ let registry: RunningRegistry
 let builds: Image[]
 let index: Image
 let untagged: Image
+let referrer: string
 
 /**
  * build-i was made 45 - 2i days ago (build-1: 43 days, build-7: 31, build-8: 29). prod is build-5 and held build-2,
@@ -51,7 +54,7 @@ beforeEach(async () => {
   for (const n of [1, 5]) await pushLegacyTag(registry.url, REPO, at(n).digest, 'sig', [signatureLayer(key, simpleSigningPayload(REPO, at(n).digest))])
   const [ca, rekor] = await Promise.all([TestCA.create(), TestRekor.create()])
   const signer = await ca.issue('https://github.com/acme/app/.github/workflows/build.yml@refs/heads/main')
-  await pushBundleReferrer(
+  referrer = await pushBundleReferrer(
     registry.url,
     REPO,
     at(2),
@@ -80,11 +83,11 @@ const RULES: PruneRequest = {
   now: NOW
 }
 
-async function run(rules: Partial<PruneRequest> = {}) {
+async function run(rules: Partial<PruneRequest> = {}, versions?: PackageVersions) {
   const h = createHarness()
   try {
     const repository = h.stores.repository({ kind: 'registry', registry: registry.host, repository: REPO })
-    const result = await prune(repository, { ...RULES, ...rules }, { info: () => {}, debug: () => {} })
+    const result = await prune(repository, { ...RULES, ...rules }, { info: () => {}, debug: () => {} }, versions)
     return { result, writes: h.writes() }
   } finally {
     await h.close()
@@ -154,11 +157,56 @@ describe('mode: prune', () => {
       [{ 'older-than': '30 days' }, /"30 days" is not a duration/],
       [{ 'prune-tags': 'build-(' }, /input "prune-tags": "build-\(" is not a valid regular expression/],
       [{ 'keep-last': '-1' }, /input "keep-last": "-1" must be a whole number/],
-      [{ 'rollback-window': '30d' }, /is not a count of promotions/]
+      [{ 'rollback-window': '30d' }, /is not a count of promotions/],
+      [{ image: 'ghcr.io/acme/app' }, /mode: prune on ghcr.io lists and deletes through the GitHub Packages API, which needs a token/]
     ] as const) {
       const bad = await runAction({ ...common, ...inputs })
       expect(bad.exitCode).not.toBe(0)
       expect(bad.stdout).toMatch(message)
+    }
+  })
+
+  it('ghcr.io through the GitHub Packages API: versions page by page, ages from updated_at, deletion by version id', async () => {
+    const at = (n: number): Image => builds[n - 1]!
+    const api = await startGithubPackages({
+      owner: 'ret',
+      ownerType: 'Organization',
+      packageName: 'app',
+      token: 'ghs_PackagesToken0123',
+      registryUrl: registry.url,
+      repository: REPO,
+      pageSize: 7
+    })
+    try {
+      // Every manifest of the repository is a version: tagged ones with their tags, and the untagged ones (the index's
+      // platforms, the referrer, the image without a tag). GitHub knows when each changed; the builds' is their build time.
+      const listed = (await (await fetch(`${registry.url}/v2/${REPO}/tags/list`)).json()) as { tags: string[] }
+      const byDigest = new Map<string, string[]>()
+      for (const tag of listed.tags) {
+        const digest = (await tagDigest(registry.url, REPO, tag))!
+        byDigest.set(digest, [...(byDigest.get(digest) ?? []), tag])
+      }
+      const made = new Map([...builds.map((b, i) => [b.digest, ago(45 - 2 * (i + 1))] as const), [index.digest, ago(40)], [untagged.digest, ago(42)]])
+      for (const [digest, tags] of byDigest) api.add(digest, tags, made.get(digest) ?? ago(1))
+      for (const digest of [...index.children.map((c) => c.digest), referrer, untagged.digest]) api.add(digest, [], made.get(digest) ?? ago(50))
+
+      const versions = githubPackages({ token: 'ghs_PackagesToken0123', apiUrl: api.url, repository: REPO })
+      const { result, writes } = await run({}, versions)
+      const deleted = result.digests.filter((d) => d.status === 'deleted').map((d) => d.digest)
+      expect(new Set(deleted)).toEqual(new Set([at(1).digest, at(2).digest, index.digest, untagged.digest]))
+      expect(result.repository).toBe('GitHub Packages ret/app')
+      // Deleted through the API only, never with the registry's DELETE; the pages were all read.
+      expect(writes.filter((w) => w.method === 'DELETE')).toEqual([])
+      expect(api.requests.filter((r) => r.startsWith('GET page')).length).toBeGreaterThan(2)
+      const gone = new Set([at(1).digest, at(2).digest, index.digest, untagged.digest, referrer, ...index.children.map((c) => c.digest)])
+      expect([...gone].filter((digest) => api.versions.some((v) => v.name === digest))).toEqual([])
+      expect(await tagDigest(registry.url, REPO, 'prod')).toBe(at(5).digest)
+      expect(await tagDigest(registry.url, REPO, sigTag(at(5)))).toBeDefined()
+      expect(await tagDigest(registry.url, REPO, sigTag(at(1)))).toBeUndefined()
+      const again = await run({}, versions)
+      expect(again.result.digests.filter((d) => d.status !== 'kept')).toEqual([])
+    } finally {
+      await api.stop()
     }
   })
 })

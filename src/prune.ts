@@ -4,6 +4,7 @@ import { parseManifest, type Manifest } from './oci/manifest.js'
 import { INDEX_MEDIA_TYPES } from './oci/media-types.js'
 import { listReferrers, readBlob } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
+import type { PackageVersions } from './packages.js'
 import type { Logger } from './promote.js'
 
 /**
@@ -97,39 +98,86 @@ function validDate(text: string): Date | undefined {
 }
 
 /**
+ * What a repository holds, as its store tells: every tag and the digest it points at, the digests it knows without
+ * a tag, when each last changed where the store knows it, and how to delete one.
+ */
+interface Inventory {
+  readonly tags: ReadonlyMap<string, string>
+  readonly untagged: readonly string[]
+  readonly changed: ReadonlyMap<string, Date>
+  delete(digest: string): Promise<void>
+}
+
+/** The registry API: tags/list and a HEAD per tag; untagged digests are only known through the tags that point at them. */
+async function registryInventory(repository: Repository, limit: ReturnType<typeof pLimit>): Promise<Inventory> {
+  const tags = new Map<string, string>()
+  await Promise.all(
+    (await repository.listTags()).map((tag) =>
+      limit(async () => {
+        const digest = await repository.resolveTag(tag)
+        if (digest) tags.set(tag, digest)
+      })
+    )
+  )
+  return { tags, untagged: [], changed: new Map(), delete: (digest) => repository.deleteManifest(digest) }
+}
+
+/** GitHub Packages (ghcr.io): every version, tagged or not, with its tags and when it last changed. */
+async function packageInventory(versions: PackageVersions): Promise<Inventory> {
+  const listed = await versions.list()
+  const byDigest = new Map(listed.map((v) => [v.digest, v]))
+  return {
+    tags: new Map(listed.flatMap((v) => v.tags.map((t) => [t, v.digest] as const))),
+    untagged: listed.filter((v) => v.tags.length === 0).map((v) => v.digest),
+    changed: new Map(listed.flatMap((v) => (v.updatedAt ? [[v.digest, v.updatedAt] as const] : []))),
+    async delete(digest) {
+      const version = byDigest.get(digest)
+      if (version) await versions.delete(version)
+    }
+  }
+}
+
+/**
  * Decides, for every digest of the repository, whether it stays or goes, and deletes what goes (unless dry-run):
  * each deleted image with its cosign signature tags, its referrers and its fallback referrers index, and the
- * platform manifests of a deleted index, except what a kept digest still uses.
+ * platform manifests of a deleted index, except what a kept digest still uses. `versions`: the repository is a
+ * GitHub Packages one (ghcr.io), listed and deleted through GitHub's API.
  */
-export async function prune(repository: Repository, request: PruneRequest, log: Logger): Promise<PruneResult> {
+export async function prune(repository: Repository, request: PruneRequest, log: Logger, versions?: PackageVersions): Promise<PruneResult> {
   const limit = pLimit(Math.max(1, request.concurrency))
   const now = request.now ?? new Date()
-  const tags = await repository.listTags()
-  log.info(`${repository.name}: ${tags.length} tags`)
+  const inventory = versions ? await packageInventory(versions) : await registryInventory(repository, limit)
+  log.info(`${versions?.name ?? repository.name}: ${inventory.tags.size} tags, ${inventory.untagged.length} untagged versions`)
 
-  // 1. Every digest the tags name, and the untagged ones their cosign and fallback tags point at.
+  // 1. Every digest the tags name, the untagged ones the store lists, and those cosign and fallback tags point at.
   const candidates = new Map<string, Candidate>()
   const attachmentTags = new Map<string, string[]>()
   const environments = new Set<string>()
+  for (const digest of inventory.untagged) addTo(candidates, digest)
+  const attachedTo = new Set<string>()
+  for (const [tag, digest] of inventory.tags) {
+    const attached = COSIGN_TAG.exec(tag) ?? FALLBACK_TAG.exec(tag)
+    if (attached) {
+      const subject = `sha256:${attached[1]!}`
+      attachmentTags.set(subject, [...(attachmentTags.get(subject) ?? []), tag])
+      attachedTo.add(subject)
+      continue
+    }
+    const history = HISTORY_TAG.exec(tag)
+    if (history && digest.startsWith(`sha256:${history[2]!}`)) {
+      addTo(candidates, digest).history.push(tag)
+      environments.add(history[1]!)
+    } else {
+      addTo(candidates, digest).tags.push(tag)
+    }
+  }
+  // What an attachment tag points at is an attachment, not an image; the subject it names is an image if it exists.
+  const attachmentDigests = new Set([...attachmentTags.values()].flat().map((t) => inventory.tags.get(t)!))
+  for (const digest of attachmentDigests) if (!candidates.get(digest)?.tags.length) candidates.delete(digest)
   await Promise.all(
-    tags.map((tag) =>
+    [...attachedTo].map((subject) =>
       limit(async () => {
-        const attached = COSIGN_TAG.exec(tag) ?? FALLBACK_TAG.exec(tag)
-        if (attached) {
-          const subject = `sha256:${attached[1]!}`
-          attachmentTags.set(subject, [...(attachmentTags.get(subject) ?? []), tag])
-          if (await repository.hasManifest(subject)) addTo(candidates, subject)
-          return
-        }
-        const digest = await repository.resolveTag(tag)
-        if (!digest) return
-        const history = HISTORY_TAG.exec(tag)
-        if (history && digest.startsWith(`sha256:${history[2]!}`)) {
-          addTo(candidates, digest).history.push(tag)
-          environments.add(history[1]!)
-        } else {
-          addTo(candidates, digest).tags.push(tag)
-        }
+        if (!candidates.has(subject) && (await repository.hasManifest(subject))) addTo(candidates, subject)
       })
     )
   )
@@ -141,7 +189,7 @@ export async function prune(repository: Repository, request: PruneRequest, log: 
         try {
           c.manifest = await repository.fetchManifest(c.digest)
           if (!c.manifest) return
-          c.created = await creationTime(repository, c.manifest)
+          c.created = inventory.changed.get(c.digest) ?? (await creationTime(repository, c.manifest))
           const content = parseManifest(c.manifest, `manifest ${c.digest}`)
           c.bytes = c.manifest.bytes.length + content.blobs.reduce((n, d) => n + d.size, 0)
         } catch (error) {
@@ -150,6 +198,22 @@ export async function prune(repository: Repository, request: PruneRequest, log: 
       })
     )
   )
+
+  // Platform manifests and referrers go with their index or subject, never on their own: an untagged version of
+  // GitHub Packages is as often one of those as an image.
+  for (const c of [...candidates.values()]) {
+    if (!c.manifest || c.tags.length || c.history.length) continue
+    const content = parseManifest(c.manifest, `manifest ${c.digest}`)
+    const parent = content.subject?.digest
+    if (parent && candidates.has(parent)) candidates.delete(c.digest)
+  }
+  for (const c of [...candidates.values()]) {
+    if (!c.manifest || !INDEX_MEDIA_TYPES.has(c.manifest.mediaType)) continue
+    for (const child of parseManifest(c.manifest, `index ${c.digest}`).manifests) {
+      const known = candidates.get(child.digest)
+      if (known && !known.tags.length && !known.history.length) candidates.delete(child.digest)
+    }
+  }
 
   // 3. Keep rules, in order; the first that holds is the reason given.
   const keepTags = request.keepTags ?? defaultKeepTags(environments, request.immutableTags)
@@ -197,11 +261,7 @@ export async function prune(repository: Repository, request: PruneRequest, log: 
 
   // 4. What goes with each image: cosign tags, referrers and fallback index, platform manifests; not what a kept digest uses.
   const attachmentsOf = async (c: Candidate): Promise<string[]> => {
-    const digests: string[] = []
-    for (const tag of attachmentTags.get(c.digest) ?? []) {
-      const digest = await repository.resolveTag(tag)
-      if (digest) digests.push(digest)
-    }
+    const digests = (attachmentTags.get(c.digest) ?? []).map((tag) => inventory.tags.get(tag)!)
     const referrers = await listReferrers(repository, c.digest)
     digests.push(...referrers.descriptors.map((d) => d.digest))
     if (c.manifest && INDEX_MEDIA_TYPES.has(c.manifest.mediaType))
@@ -221,9 +281,9 @@ export async function prune(repository: Repository, request: PruneRequest, log: 
         }
         const attached = await attachmentsOf(c)
         // The image first: if that fails, its signatures still stand beside it.
-        await repository.deleteManifest(c.digest)
+        await inventory.delete(c.digest)
         for (const digest of attached) {
-          await repository.deleteManifest(digest)
+          await inventory.delete(digest)
           attachmentsDeleted++
         }
         log.info(`deleted ${repository.name}@${c.digest}${c.tags.length ? ` (${c.tags.join(', ')})` : ''} and ${attached.length} attached manifests`)
@@ -231,7 +291,7 @@ export async function prune(repository: Repository, request: PruneRequest, log: 
       })
     )
   )
-  return { repository: repository.name, dryRun: request.dryRun, digests: all.map((c) => results.get(c.digest)!), attachmentsDeleted }
+  return { repository: versions?.name ?? repository.name, dryRun: request.dryRun, digests: all.map((c) => results.get(c.digest)!), attachmentsDeleted }
 }
 
 function describe(c: Candidate, status: PrunedStatus, reason: string): PrunedDigest {

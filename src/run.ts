@@ -10,6 +10,7 @@ import { promoteRelease, type Logger, type PromoteDependencies, type PromotionRe
 import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
 import { prune, type PruneResult } from './prune.js'
 import { rollback } from './rollback.js'
+import { PromoteError } from './errors.js'
 import { USER_AGENT } from './version.js'
 import type { ImageVerifier } from './verify/index.js'
 import type { SignaturePolicy } from './verify/policy.js'
@@ -138,10 +139,28 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
     })
     const mode = inputs.mode
     if (mode === 'prune') {
+      const image = inputs.images[0]!.image
+      // ghcr.io deletes through GitHub Packages' API, not the registry's: https://docs.github.com/en/rest/packages/packages
+      const ghcr = image.kind === 'registry' && image.registry === 'ghcr.io'
+      if (ghcr && !inputs.githubToken) {
+        throw new PromoteError(
+          'INPUT_INVALID',
+          'input "github-token": mode: prune on ghcr.io lists and deletes through the GitHub Packages API, which needs a token with packages: read and delete (permissions: packages: write and a token allowed to delete the package)'
+        )
+      }
+      const versions =
+        ghcr && inputs.githubToken
+          ? (await import('./packages.js')).githubPackages({
+              token: inputs.githubToken,
+              repository: image.repository,
+              ...(env['GITHUB_API_URL'] ? { apiUrl: env['GITHUB_API_URL'] } : {})
+            })
+          : undefined
       const pruned = await prune(
         stores.repository(inputs.images[0]!.image),
         { ...inputs.prune!, ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}), concurrency: inputs.concurrency },
-        log
+        log,
+        versions
       )
       return { results: [], pruned, signaturesChecked: false, usage: stores.usage() }
     }

@@ -1,5 +1,6 @@
 import { getOctokit } from '@actions/github'
 import { errorMessage } from '../errors.js'
+import { DEFAULT_API_URL, nextLink } from '../github-api.js'
 import { isLinkLocal, isPrivateAddress } from '../oci/addresses.js'
 import { Agent, request } from '../oci/http.js'
 import { isLoopbackHost } from '../oci/reference.js'
@@ -14,7 +15,6 @@ export interface GithubAttestationSource {
   readonly apiUrl?: string
 }
 
-const DEFAULT_API_URL = 'https://api.github.com'
 const PER_PAGE = 100
 /** At most this many pages (a thousand attestations) are read per digest; the rest are said to exist. */
 const MAX_PAGES = 10
@@ -25,15 +25,6 @@ const BUNDLE_TIMEOUT_MS = 30_000
 interface Attestation {
   bundle?: unknown
   bundle_url?: unknown
-}
-
-/** The `rel="next"` target of a Link header (RFC 8288), as GitHub paginates with `after` cursors. */
-export function nextLink(header: string | undefined): string | undefined {
-  for (const part of header?.split(',') ?? []) {
-    const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part)
-    if (match && /(?:^|;)\s*rel\s*=\s*"?next"?\s*(?:;|$)/i.test(match[2]!)) return match[1]
-  }
-  return undefined
 }
 
 /**
