@@ -2,6 +2,9 @@
 // history tags, signatures, a referrer and an index. What goes, what stays and why; dry-run and max-deletions write
 // nothing; a re-run deletes nothing more.
 import { beforeEach, afterEach, describe, expect, it } from '@jest/globals'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { buildImage, buildMultiArch, type Image } from '../scripts/lib/images.ts'
 import { runAction } from '../scripts/lib/runner.ts'
 import { PromoteError } from '../src/errors.ts'
@@ -207,6 +210,33 @@ describe('mode: prune', () => {
       expect(again.result.digests.filter((d) => d.status !== 'kept')).toEqual([])
     } finally {
       await api.stop()
+    }
+  })
+
+  it('an OCI layout: old builds leave index.json, what is kept stays', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'oci-promote-prune-layout-'))
+    const h = createHarness()
+    try {
+      for (const [tag, n] of [
+        ['build-1', 1],
+        ['build-9', 9],
+        ['release', 1]
+      ] as const) {
+        await h.run({ source: `${registry.host}/${REPO}:build-${n}`, to: [`oci:${dir}:${tag}`] })
+      }
+      const layout = h.stores.repository({ kind: 'layout', path: dir })
+      const result = await prune(layout, { ...RULES, keepLast: 0 }, { info: () => {}, debug: () => {} })
+      const by = new Map(result.digests.map((d) => [d.digest, d]))
+      // build-1 is also "release", a tag prune-tags does not match: its digest stays; only build-9's age keeps it otherwise.
+      expect(by.get(builds[0]!.digest)!.reason).toMatch(/tag release is not matched by prune-tags/)
+      expect(by.get(builds[8]!.digest)!.reason).toBe('newer than older-than')
+      await layout.deleteTag('release')
+      const again = await prune(layout, { ...RULES, keepLast: 0 }, { info: () => {}, debug: () => {} })
+      expect(again.digests.filter((d) => d.status === 'deleted').map((d) => d.digest)).toEqual([builds[0]!.digest])
+      expect(await layout.listTags()).toEqual(['build-9'])
+    } finally {
+      await h.close()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

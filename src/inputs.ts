@@ -455,7 +455,6 @@ function readPrune(image: Reference): PruneInputs {
       `names ${formatReference(image)}; mode: prune cleans a whole repository, so give it without tag or digest (${image.kind === 'layout' ? `oci:${image.path}` : `${image.registry}/${image.repository}`})`
     )
   }
-  if (image.kind === 'layout') fail('image', 'mode: prune cleans registry repositories; an OCI layout is a directory to delete files from')
   const window = read('rollback-window').trim() || '5'
   if (!/^\d{1,4}$/.test(window)) {
     fail(
