@@ -12,6 +12,11 @@ import { historyTag } from '../src/promote.ts'
 import { githubPackages, type PackageVersions } from '../src/packages.ts'
 import { prune, type PruneRequest } from '../src/prune.ts'
 import { startGithubPackages } from './support/fake-github-packages.ts'
+import { createPublicKey } from 'node:crypto'
+import { PROMOTION_PREDICATE_TYPE, keyRecordSigner } from '../src/records.ts'
+import { ImageVerifier } from '../src/verify/index.ts'
+import { TrustRoot } from '../src/verify/trust.ts'
+import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { createHarness } from './support/harness.ts'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import {
@@ -79,7 +84,7 @@ const RULES: PruneRequest = {
   immutableTags: /^v?\d+\.\d+\.\d+$/,
   olderThanMs: 30 * DAY,
   keepLast: 2,
-  rollbackWindow: 2,
+  rollbackWindow: { count: 2 },
   dryRun: false,
   maxDeletions: 100,
   concurrency: 4,
@@ -90,7 +95,7 @@ async function run(rules: Partial<PruneRequest> = {}, versions?: PackageVersions
   const h = createHarness()
   try {
     const repository = h.stores.repository({ kind: 'registry', registry: registry.host, repository: REPO })
-    const result = await prune(repository, { ...RULES, ...rules }, { info: () => {}, debug: () => {} }, versions)
+    const result = await prune(repository, { ...RULES, ...rules }, { log: SILENT, ...(versions ? { versions } : {}) })
     return { result, writes: h.writes() }
   } finally {
     await h.close()
@@ -99,6 +104,7 @@ async function run(rules: Partial<PruneRequest> = {}, versions?: PackageVersions
 
 const exists = async (digest: string, mediaType: string): Promise<boolean> =>
   (await fetch(`${registry.url}/v2/${REPO}/manifests/${digest}`, { method: 'HEAD', headers: { accept: mediaType } })).status === 200
+const SILENT = { info: () => {}, debug: () => {} }
 const sigTag = (image: Image): string => `${image.digest.replace(':', '-')}.sig`
 
 describe('mode: prune', () => {
@@ -109,7 +115,7 @@ describe('mode: prune', () => {
     const deleted = result.digests.filter((d) => d.status === 'deleted').map((d) => d.digest)
     expect(new Set(deleted)).toEqual(new Set([at(1).digest, at(2).digest, index.digest, untagged.digest]))
     expect(status.get(at(5).digest)!.reason).toMatch(/tag prod is kept/)
-    expect(status.get(at(4).digest)!.reason).toMatch(/rollback window of prod \(last 2\)/)
+    expect(status.get(at(4).digest)!.reason).toMatch(/rollback window of prod \(last 2, history tags\)/)
     expect(status.get(at(6).digest)!.reason).toMatch(/tag v1\.0\.0 is kept/)
     expect(status.get(at(12).digest)!.reason).toMatch(/tag staging is not matched by prune-tags/)
     expect(status.get(at(3).digest)!.reason).toMatch(/keep-last/)
@@ -160,7 +166,7 @@ describe('mode: prune', () => {
       [{ 'older-than': '30 days' }, /"30 days" is not a duration/],
       [{ 'prune-tags': 'build-(' }, /input "prune-tags": "build-\(" is not a valid regular expression/],
       [{ 'keep-last': '-1' }, /input "keep-last": "-1" must be a whole number/],
-      [{ 'rollback-window': '30d' }, /is not a count of promotions/],
+      [{ 'rollback-window': '30d' }, /30d is a window in time, which only promotion records can measure/],
       [{ image: 'ghcr.io/acme/app' }, /mode: prune on ghcr.io lists and deletes through the GitHub Packages API, which needs a token/]
     ] as const) {
       const bad = await runAction({ ...common, ...inputs })
@@ -225,18 +231,64 @@ describe('mode: prune', () => {
         await h.run({ source: `${registry.host}/${REPO}:build-${n}`, to: [`oci:${dir}:${tag}`] })
       }
       const layout = h.stores.repository({ kind: 'layout', path: dir })
-      const result = await prune(layout, { ...RULES, keepLast: 0 }, { info: () => {}, debug: () => {} })
+      const result = await prune(layout, { ...RULES, keepLast: 0 }, { log: SILENT })
       const by = new Map(result.digests.map((d) => [d.digest, d]))
       // build-1 is also "release", a tag prune-tags does not match: its digest stays; only build-9's age keeps it otherwise.
       expect(by.get(builds[0]!.digest)!.reason).toMatch(/tag release is not matched by prune-tags/)
       expect(by.get(builds[8]!.digest)!.reason).toBe('newer than older-than')
       await layout.deleteTag('release')
-      const again = await prune(layout, { ...RULES, keepLast: 0 }, { info: () => {}, debug: () => {} })
+      const again = await prune(layout, { ...RULES, keepLast: 0 }, { log: SILENT })
       expect(again.digests.filter((d) => d.status === 'deleted').map((d) => d.digest)).toEqual([builds[0]!.digest])
       expect(await layout.listTags()).toEqual(['build-9'])
     } finally {
       await h.close()
       await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('promotion records give the rollback window its dates: a digest that left the environment 2 days ago stays in a 7-day window', async () => {
+    const releaser = await keyPairSigner()
+    const signer = await keyRecordSigner(releaser.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())
+    const recordVerifier = new ImageVerifier(
+      new SignatureVerifier(
+        {
+          publicKeys: [createPublicKey(releaser.publicKeyPem)],
+          issuer: 'unused',
+          attestationType: PROMOTION_PREDICATE_TYPE,
+          predicateTypes: [PROMOTION_PREDICATE_TYPE],
+          signedPlatforms: 'index'
+        },
+        new TrustRoot({})
+      )
+    )
+    // rel-a, rel-b, rel-c (built 60, 50 and 40 days ago) went to "live" 20, 10 and 2 days ago, each with its record.
+    const releases = [60, 50, 40].map((days) => buildImage({ created: ago(days) }))
+    for (const [i, image] of releases.entries()) {
+      const tag = `rel-${'abc'[i]}`
+      await pushImage(registry.url, REPO, tag, image)
+      const h = createHarness({
+        deps: { record: { environment: 'production', signer, run: { repository: 'acme/app' }, now: () => new Date(NOW.getTime() - [20, 10, 2][i]! * DAY) } }
+      })
+      try {
+        await h.run({ source: `${registry.host}/${REPO}:${tag}`, to: ['live'] })
+      } finally {
+        await h.close()
+      }
+    }
+    const rules = { pruneTags: /^(?:rel-.*)$/, keepLast: 0, rollbackWindow: { ms: 7 * DAY }, dryRun: true }
+    const h = createHarness()
+    try {
+      const repository = h.stores.repository({ kind: 'registry', registry: registry.host, repository: REPO })
+      const withRecords = await prune(repository, { ...RULES, ...rules }, { log: SILENT, recordVerifier })
+      const status = new Map(withRecords.digests.map((d) => [d.digest, d]))
+      expect(status.get(releases[2]!.digest)!.reason).toMatch(/tag live is kept/)
+      expect(status.get(releases[1]!.digest)!.reason).toMatch(/rollback window of live \(last 168 h, promotion records\)/)
+      expect(status.get(releases[0]!.digest)!.status).toBe('planned')
+      // Without the records, nothing says rel-b was in production two days ago.
+      const without = await prune(repository, { ...RULES, ...rules, rollbackWindow: { count: 5 } }, { log: SILENT })
+      expect(without.digests.find((d) => d.digest === releases[1]!.digest)!.status).toBe('planned')
+    } finally {
+      await h.close()
     }
   })
 })

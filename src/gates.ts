@@ -32,9 +32,7 @@ export async function checkPromotionGate(input: RecordLookup): Promise<Promotion
 export async function environmentRecords(input: RecordLookup): Promise<PromotionRecord[]> {
   const { environment, repository, root } = input
   const where = `${repository.name}@${root.digest}`
-  const records = input.listing.attachments.filter(
-    (a) => a.kind === 'referrer' && a.subject === root.digest && a.content.annotations?.[PREDICATE_TYPE_ANNOTATION] === PROMOTION_PREDICATE_TYPE
-  )
+  const records = recordAttachments(input.listing, root.digest)
   if (records.length === 0) {
     throw new PromoteError(
       'PROMOTION_GATE',
@@ -64,4 +62,31 @@ export async function environmentRecords(input: RecordLookup): Promise<Promotion
     throw new PromoteError('PROMOTION_GATE', `${where} has ${what}, none for "${environment}", which require-environment asks for. Nothing was promoted`)
   }
   return matches
+}
+
+/** The referrers of `digest` that say they are promotion records (what they are is for verification to tell). */
+function recordAttachments(listing: AttachmentListing, digest: string): AttachmentListing['attachments'] {
+  return listing.attachments.filter(
+    (a) => a.kind === 'referrer' && a.subject === digest && a.content.annotations?.[PREDICATE_TYPE_ANNOTATION] === PROMOTION_PREDICATE_TYPE
+  )
+}
+
+/**
+ * Every promotion record on the digest that verifies under the policy and is well formed, whatever its
+ * environment; none is an empty list, not an error (prune reads history where there is some).
+ */
+export async function verifiedRecords(input: Omit<RecordLookup, 'environment'>): Promise<PromotionRecord[]> {
+  const records = recordAttachments(input.listing, input.root.digest)
+  if (records.length === 0) return []
+  try {
+    const verified = await input.verifier.verifyImage({
+      repository: input.repository,
+      attachments: { ...input.listing, attachments: records },
+      subjects: [input.root.digest],
+      root: input.root
+    })
+    return verified.map(readPromotionRecord).filter((r): r is PromotionRecord => r !== undefined)
+  } catch {
+    return []
+  }
 }

@@ -30,7 +30,7 @@ export interface PruneInputs {
   readonly pruneTags?: RegExp
   readonly olderThanMs: number
   readonly keepLast: number
-  readonly rollbackWindow: number
+  readonly rollbackWindow: { readonly count: number } | { readonly ms: number }
   readonly dryRun: boolean
   readonly maxDeletions: number
 }
@@ -248,7 +248,8 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
   if (mode === 'rollback' && !environment)
     fail('environment', 'is required with mode: rollback: the environment whose tags go back (its promotion records say where they were)')
   let recordPolicy: SignaturePolicy | undefined
-  if (required || mode === 'rollback') {
+  const promotionPolicyGiven = ['promotion-identity', 'promotion-identity-regexp', 'promotion-public-key'].some((name) => read(name).trim() !== '')
+  if (required || mode === 'rollback' || (mode === 'prune' && promotionPolicyGiven)) {
     const publicKey = readPublicKey('promotion-public-key')
     const identity = readIdentity('promotion-identity', 'promotion-identity-regexp')
     if (!publicKey && !identity) {
@@ -456,10 +457,12 @@ function readPrune(image: Reference): PruneInputs {
     )
   }
   const window = read('rollback-window').trim() || '5'
-  if (!/^\d{1,4}$/.test(window)) {
+  const count = /^\d{1,4}$/.test(window) ? Number(window) : undefined
+  const rollbackWindow = count !== undefined ? { count } : { ms: readDuration('rollback-window', window) }
+  if (count === undefined && !readIdentity('promotion-identity', 'promotion-identity-regexp') && !readPublicKey('promotion-public-key')) {
     fail(
       'rollback-window',
-      `"${window}" is not a count of promotions (such as 5); a window in time needs promotion records with their dates, which prune does not read yet`
+      `${window} is a window in time, which only promotion records can measure (history tags carry no dates): set promotion-identity, promotion-identity-regexp or promotion-public-key, or give a count such as 5`
     )
   }
   const pruneTags = readPattern('prune-tags')
@@ -469,7 +472,7 @@ function readPrune(image: Reference): PruneInputs {
     ...(pruneTags ? { pruneTags } : {}),
     olderThanMs: readDuration('older-than', '30d'),
     keepLast: readWholeNumber('keep-last', 10, 0, 10_000),
-    rollbackWindow: Number(window),
+    rollbackWindow,
     dryRun: readBoolean('dry-run', false),
     maxDeletions: readWholeNumber('max-deletions', 100, 0, 100_000)
   }

@@ -4,8 +4,12 @@ import { parseManifest, type Manifest } from './oci/manifest.js'
 import { INDEX_MEDIA_TYPES } from './oci/media-types.js'
 import { listReferrers, readBlob } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
+import { verifiedRecords } from './gates.js'
+import { findAttachments } from './oci/attachments.js'
+import { TAG_PATTERN } from './oci/reference.js'
 import type { PackageVersions } from './packages.js'
 import type { Logger } from './promote.js'
+import type { ImageVerifier } from './verify/index.js'
 
 /**
  * Retention that knows what was promoted: per digest (registries delete manifests, and a tag goes with its
@@ -21,8 +25,12 @@ export interface PruneRequest {
   readonly olderThanMs: number
   /** The N most recent digests among those that may go are kept all the same. */
   readonly keepLast: number
-  /** Per environment, the last `count` digests it held are kept (from its tag and history tags). */
-  readonly rollbackWindow: number
+  /**
+   * Per environment tag, what it may roll back to: the last `count` digests it held, or every digest it held within
+   * the last `ms`. From verified promotion records where there are some (with their dates), else from the tag and
+   * its history tags (a count only: they carry no dates, so a window in time keeps them all).
+   */
+  readonly rollbackWindow: { readonly count: number } | { readonly ms: number }
   readonly dryRun: boolean
   /** A run that would delete more refuses before deleting anything. */
   readonly maxDeletions: number
@@ -68,6 +76,12 @@ interface Candidate {
   created?: Date | undefined
   bytes?: number
   kept?: string
+}
+
+/** A digest a tag held, since the promotion that put it there. */
+interface Held {
+  readonly digest: string
+  readonly since: Date
 }
 
 function addTo(map: Map<string, Candidate>, digest: string): Candidate {
@@ -140,10 +154,18 @@ async function packageInventory(versions: PackageVersions): Promise<Inventory> {
 /**
  * Decides, for every digest of the repository, whether it stays or goes, and deletes what goes (unless dry-run):
  * each deleted image with its cosign signature tags, its referrers and its fallback referrers index, and the
- * platform manifests of a deleted index, except what a kept digest still uses. `versions`: the repository is a
- * GitHub Packages one (ghcr.io), listed and deleted through GitHub's API.
+ * platform manifests of a deleted index, except what a kept digest still uses.
  */
-export async function prune(repository: Repository, request: PruneRequest, log: Logger, versions?: PackageVersions): Promise<PruneResult> {
+export interface PruneDependencies {
+  readonly log: Logger
+  /** The repository is a GitHub Packages one (ghcr.io), listed and deleted through GitHub's API. */
+  readonly versions?: PackageVersions
+  /** Verifies promotion records under the promotion policy: their environments and dates make the rollback window. */
+  readonly recordVerifier?: ImageVerifier
+}
+
+export async function prune(repository: Repository, request: PruneRequest, deps: PruneDependencies): Promise<PruneResult> {
+  const { log, versions } = deps
   const limit = pLimit(Math.max(1, request.concurrency))
   const now = request.now ?? new Date()
   const inventory = versions ? await packageInventory(versions) : await registryInventory(repository, limit)
@@ -215,6 +237,12 @@ export async function prune(repository: Repository, request: PruneRequest, log: 
     }
   }
 
+  // What the promotion records say each tag of this repository held, and since when.
+  const timelines = deps.recordVerifier
+    ? await recordedTimelines(repository, [...candidates.values()], deps.recordVerifier, request.concurrency)
+    : new Map<string, Held[]>()
+  for (const tag of timelines.keys()) environments.add(tag)
+
   // 3. Keep rules, in order; the first that holds is the reason given.
   const keepTags = request.keepTags ?? defaultKeepTags(environments, request.immutableTags)
   const all = [...candidates.values()]
@@ -225,12 +253,27 @@ export async function prune(repository: Repository, request: PruneRequest, log: 
     const held = c.tags.find((t) => keepTags?.test(t))
     if (held) keep(c, `tag ${held} is kept (${request.keepTags ? 'keep-tags' : 'an environment or release tag'})`)
   }
-  // The rollback window: each environment's current digest and the last ones it held, newest first.
+  // The rollback window of each environment tag.
+  const window = request.rollbackWindow
+  const windowText = 'count' in window ? `last ${window.count}` : `last ${Math.round(window.ms / 3_600_000)} h`
   for (const environment of environments) {
+    const timeline = timelines.get(environment)
+    if (timeline?.length) {
+      // Newest first; each digest was held until the next one came.
+      const newest = [...timeline].sort((a, b) => b.since.getTime() - a.since.getTime())
+      newest.forEach((entry, i) => {
+        const until = i === 0 ? now : newest[i - 1]!.since
+        const inWindow = 'count' in window ? i < window.count : now.getTime() - until.getTime() <= window.ms
+        const c = candidates.get(entry.digest)
+        if (inWindow && c) keep(c, `in the rollback window of ${environment} (${windowText}, promotion records)`)
+      })
+      continue
+    }
     const held = all
       .filter((c) => c.tags.includes(environment) || c.history.some((h) => h.startsWith(`${environment}--`)))
       .sort((a, b) => (b.created?.getTime() ?? Infinity) - (a.created?.getTime() ?? Infinity))
-    for (const c of held.slice(0, request.rollbackWindow)) keep(c, `in the rollback window of ${environment} (last ${request.rollbackWindow})`)
+    // History tags carry no dates: a window in time keeps every digest they name.
+    for (const c of 'count' in window ? held.slice(0, window.count) : held) keep(c, `in the rollback window of ${environment} (${windowText}, history tags)`)
   }
   for (const c of all) {
     if (!c.manifest) keep(c, 'its manifest cannot be read')
@@ -310,4 +353,39 @@ function defaultKeepTags(environments: ReadonlySet<string>, immutableTags: RegEx
   const names = [...environments].map((e) => e.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
   const parts = [...names, ...(immutableTags ? [immutableTags.source.replace(/^\^/, '').replace(/\$$/, '')] : [])]
   return parts.length ? new RegExp(`^(?:${parts.join('|')})$`) : undefined
+}
+
+/**
+ * Per tag of this repository, the digests verified promotion records say it held and since when: each record
+ * sits on the digest it promoted and names the destinations it moved.
+ */
+async function recordedTimelines(
+  repository: Repository,
+  candidates: readonly Candidate[],
+  verifier: ImageVerifier,
+  concurrency: number
+): Promise<Map<string, Held[]>> {
+  const timelines = new Map<string, Held[]>()
+  // Its own limiter: findAttachments takes slots of the one it is given, and must not wait for its caller's.
+  const outer = pLimit(Math.max(1, Math.ceil(concurrency / 2)))
+  const inner = pLimit(Math.max(1, concurrency))
+  await Promise.all(
+    candidates.map((c) =>
+      outer(async () => {
+        if (!c.manifest) return
+        const listing = await findAttachments(repository, [c.digest], inner)
+        for (const record of await verifiedRecords({ verifier, repository, listing, root: c.manifest })) {
+          const since = new Date(record.predicate.promotedAt)
+          if (Number.isNaN(since.getTime())) continue
+          for (const d of record.predicate.destinations) {
+            if (!d.reference.startsWith(`${repository.name}:`)) continue
+            const tag = d.reference.slice(repository.name.length + 1)
+            if (!TAG_PATTERN.test(tag)) continue
+            timelines.set(tag, [...(timelines.get(tag) ?? []), { digest: c.digest, since }])
+          }
+        }
+      })
+    )
+  )
+  return timelines
 }

@@ -159,8 +159,7 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
       const pruned = await prune(
         stores.repository(inputs.images[0]!.image),
         { ...inputs.prune!, ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}), concurrency: inputs.concurrency },
-        log,
-        versions
+        { log, ...(versions ? { versions } : {}), ...(recordVerifier ? { recordVerifier } : {}) }
       )
       return { results: [], pruned, signaturesChecked: false, usage: stores.usage() }
     }
