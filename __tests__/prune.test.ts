@@ -18,6 +18,7 @@ import { ImageVerifier } from '../src/verify/index.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { createHarness } from './support/harness.ts'
+import { ociError, startRegistryProxy, targetOf } from './support/registry-proxy.ts'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import {
   TestCA,
@@ -290,5 +291,25 @@ describe('mode: prune', () => {
     } finally {
       await h.close()
     }
+  })
+
+  it('a registry that refuses deletion (405 UNSUPPORTED) is reported with what would have been deleted', async () => {
+    const refusing = await startRegistryProxy(targetOf(registry.host), [
+      { answer: (req, res) => req.method === 'DELETE' && ociError(res, 405, 'UNSUPPORTED', 'The operation is unsupported.') }
+    ])
+    const h = createHarness()
+    try {
+      const repository = h.stores.repository({ kind: 'registry', registry: refusing.host, repository: REPO })
+      const refused = await prune(repository, RULES, { log: SILENT }).catch((e: unknown) => e)
+      expect((refused as PromoteError).code).toBe('DELETION_REFUSED')
+      expect((refused as Error).message).toMatch(
+        /does not allow deleting manifests \(HTTP 405 \(UNSUPPORTED: The operation is unsupported\.\)\)\. 4 images would have been deleted: /
+      )
+      expect((refused as Error).message).toContain(`${builds[0]!.digest} (build-1)`)
+    } finally {
+      await h.close()
+      await refusing.stop()
+    }
+    expect(await tagDigest(registry.url, REPO, 'build-1')).toBe(builds[0]!.digest)
   })
 })

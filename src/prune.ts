@@ -314,7 +314,7 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
   let attachmentsDeleted = 0
   const results = new Map<string, PrunedDigest>()
   for (const c of all.filter((c) => c.kept)) results.set(c.digest, describe(c, 'kept', c.kept!))
-  await Promise.all(
+  const deletions = Promise.all(
     doomed.map((c) =>
       limit(async () => {
         const why = c.tags.length ? `every tag matches prune-tags, older than older-than` : 'untagged or history only, older than older-than'
@@ -334,6 +334,18 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
       })
     )
   )
+  try {
+    await deletions
+  } catch (error) {
+    if (!(error instanceof PromoteError) || error.code !== 'DELETION_REFUSED') throw error
+    // The registry does not delete at all: say what would have gone, so the rules can be checked and the images deleted elsewhere.
+    const would = doomed.filter((c) => results.get(c.digest)?.status !== 'deleted')
+    throw new PromoteError(
+      'DELETION_REFUSED',
+      `${error.message}. ${would.length} images would have been deleted: ${would.map((c) => `${c.digest}${c.tags.length ? ` (${c.tags.join(', ')})` : ''}`).join('; ')}`,
+      { cause: error }
+    )
+  }
   return { repository: versions?.name ?? repository.name, dryRun: request.dryRun, digests: all.map((c) => results.get(c.digest)!), attachmentsDeleted }
 }
 
