@@ -8,7 +8,16 @@ import { SHA256_DIGEST } from './oci/digest.js'
 import { formatReference, parseDestination, parseReference, type Reference } from './oci/reference.js'
 import { DEFAULT_IMMUTABLE_TAGS, type Mode } from './promote.js'
 import { PROMOTION_PREDICATE_TYPE } from './records.js'
-import { GITHUB_ACTIONS_ISSUER, exactIdentity, identityRegexp, signaturePredicateTypes, type IdentityPolicy, type SignaturePolicy } from './verify/policy.js'
+import {
+  FULCIO_EXTENSIONS,
+  GITHUB_ACTIONS_ISSUER,
+  exactIdentity,
+  identityRegexp,
+  signaturePredicateTypes,
+  type CertificateClaim,
+  type IdentityPolicy,
+  type SignaturePolicy
+} from './verify/policy.js'
 
 /** One image to promote and where: the `image`, `digest` and `to` inputs, or one entry of a release. */
 export interface ImageInput {
@@ -181,13 +190,88 @@ function readIdentity(exactName: string, regexpName: string): IdentityPolicy | u
   }
 }
 
+const GITHUB = 'https://github.com'
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+}
+
+/** `acme/app` → `https://github.com/acme/app`; a full URL (GitHub Enterprise Server) stays as it is. */
+function githubUrl(value: string): string {
+  return /^https:\/\//.test(value) ? value : `${GITHUB}/${value.replace(/^\/+/, '')}`
+}
+
+/**
+ * The certificate claims of one policy (prefix '' for image signatures, 'promotion-' for promotion records), named
+ * as `gh attestation verify` names them: --repo, --owner, --source-ref, --source-digest, --signer-workflow,
+ * --signer-repo, --signer-digest, --deny-self-hosted-runners.
+ */
+function readClaims(prefix: '' | 'promotion-'): CertificateClaim[] {
+  const claims: CertificateClaim[] = []
+  const add = (input: string, extension: { oid: string; extension: string }, match: IdentityPolicy): void => {
+    claims.push({ name: `${prefix}${input}`, ...extension, match })
+  }
+  const value = (input: string): string => read(`${prefix}${input}`).trim()
+  const repository = value('source-repository')
+  if (repository) add('source-repository', FULCIO_EXTENSIONS.sourceRepositoryUri, exactIdentity(githubUrl(repository)))
+  const owner = value('source-owner')
+  if (owner) add('source-owner', FULCIO_EXTENSIONS.sourceRepositoryOwnerUri, exactIdentity(githubUrl(owner)))
+  const ref = readIdentity(`${prefix}source-ref`, `${prefix}source-ref-regexp`)
+  if (ref) add('source-ref', FULCIO_EXTENSIONS.sourceRepositoryRef, ref)
+  const digest = value('source-digest')
+  if (digest) add('source-digest', FULCIO_EXTENSIONS.sourceRepositoryDigest, exactIdentity(digest))
+  const workflow = value('signer-workflow')
+  const workflowPattern = value('signer-workflow-regexp')
+  if (workflow && workflowPattern) fail(`${prefix}signer-workflow-regexp`, `cannot be combined with ${prefix}signer-workflow; set one of them`)
+  if (workflow) {
+    // Without @ref, any ref of that workflow file, as gh's --signer-workflow.
+    const url = githubUrl(workflow)
+    add(
+      'signer-workflow',
+      FULCIO_EXTENSIONS.buildSignerUri,
+      url.includes('@') ? exactIdentity(url) : { pattern: new RegExp(`^${escapeRegExp(url)}@.+$`), description: `${url}@<any ref>` }
+    )
+  } else if (workflowPattern) {
+    try {
+      add('signer-workflow', FULCIO_EXTENSIONS.buildSignerUri, identityRegexp(workflowPattern))
+    } catch (error) {
+      fail(`${prefix}signer-workflow-regexp`, `"${workflowPattern}" is not a valid regular expression (${errorMessage(error)})`)
+    }
+  }
+  const signerRepository = value('signer-repository')
+  if (signerRepository) {
+    const url = githubUrl(signerRepository)
+    add('signer-repository', FULCIO_EXTENSIONS.buildSignerUri, { pattern: new RegExp(`^${escapeRegExp(url)}/.+$`), description: `a workflow of ${url}` })
+  }
+  const signerDigest = value('signer-digest')
+  if (signerDigest) add('signer-digest', FULCIO_EXTENSIONS.buildSignerDigest, exactIdentity(signerDigest))
+  if (readBoolean(`${prefix}deny-self-hosted-runners`, false))
+    add('deny-self-hosted-runners', FULCIO_EXTENSIONS.runnerEnvironment, exactIdentity('github-hosted'))
+  return claims
+}
+
+/** The keyless identity of a policy: certificate-identity(-regexp), or, when a signer claim pins the signer, any SAN. */
+function keylessIdentity(identity: IdentityPolicy | undefined, claims: readonly CertificateClaim[], prefix: '' | 'promotion-'): IdentityPolicy | undefined {
+  if (identity) return identity
+  // A GitHub certificate's SAN is its Build Signer URI: a signer claim already says who signed.
+  if (claims.some((c) => c.oid === FULCIO_EXTENSIONS.buildSignerUri.oid)) return { pattern: /^.+$/, description: 'any (the signer claims decide)' }
+  if (claims.length > 0) {
+    fail(
+      claims[0]!.name,
+      `says where a build came from, not who signed it: also set ${prefix || 'certificate-'}identity, ${prefix || 'certificate-'}identity-regexp, ${prefix}signer-workflow or ${prefix}signer-repository`
+    )
+  }
+  return undefined
+}
+
 function readIssuer(): string {
   return read('certificate-oidc-issuer').trim() || GITHUB_ACTIONS_ISSUER
 }
 
 function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefined {
   const publicKey = readPublicKey('public-key')
-  const policyIdentity = readIdentity('certificate-identity', 'certificate-identity-regexp')
+  const claims = readClaims('')
+  const policyIdentity = keylessIdentity(readIdentity('certificate-identity', 'certificate-identity-regexp'), claims, '')
   const attestationType = read('attestation-type').trim()
   const signedPlatforms = read('signed-platforms').trim() || 'index'
   if (signedPlatforms !== 'index' && signedPlatforms !== 'all') fail('signed-platforms', `"${signedPlatforms}" is not one of index, all`)
@@ -212,7 +296,8 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
     issuer: readIssuer(),
     ...(attestationType ? { attestationType } : {}),
     predicateTypes: signaturePredicateTypes(attestationType),
-    signedPlatforms
+    signedPlatforms,
+    ...(claims.length ? { claims } : {})
   }
 }
 
@@ -228,6 +313,12 @@ export interface PromotionInputs {
 // Control characters are exactly what this refuses.
 // eslint-disable-next-line no-control-regex
 const ENVIRONMENT_NAME = /^[^\x00-\x1f\x7f]{1,255}$/
+
+/** Whether a policy for who may have signed promotion records is given (checked when read). */
+function promotionPolicyGiven(): boolean {
+  const names = ['identity', 'identity-regexp', 'public-key', 'signer-workflow', 'signer-workflow-regexp', 'signer-repository']
+  return names.some((name) => read(`promotion-${name}`).trim() !== '')
+}
 
 function readPromotionInputs(mode: InputMode): PromotionInputs {
   const environment = read('environment').trim()
@@ -248,14 +339,14 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
   if (mode === 'rollback' && !environment)
     fail('environment', 'is required with mode: rollback: the environment whose tags go back (its promotion records say where they were)')
   let recordPolicy: SignaturePolicy | undefined
-  const promotionPolicyGiven = ['promotion-identity', 'promotion-identity-regexp', 'promotion-public-key'].some((name) => read(name).trim() !== '')
-  if (required || mode === 'rollback' || (mode === 'prune' && promotionPolicyGiven)) {
+  if (required || mode === 'rollback' || (mode === 'prune' && promotionPolicyGiven())) {
     const publicKey = readPublicKey('promotion-public-key')
-    const identity = readIdentity('promotion-identity', 'promotion-identity-regexp')
+    const recordClaims = readClaims('promotion-')
+    const identity = keylessIdentity(readIdentity('promotion-identity', 'promotion-identity-regexp'), recordClaims, 'promotion-')
     if (!publicKey && !identity) {
       fail(
         required ? 'require-environment' : 'mode',
-        'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp or promotion-public-key'
+        'needs a policy for who may have promoted: set promotion-identity, promotion-identity-regexp, promotion-signer-workflow or promotion-public-key'
       )
     }
     recordPolicy = {
@@ -264,7 +355,8 @@ function readPromotionInputs(mode: InputMode): PromotionInputs {
       issuer: readIssuer(),
       attestationType: PROMOTION_PREDICATE_TYPE,
       predicateTypes: [PROMOTION_PREDICATE_TYPE],
-      signedPlatforms: 'index'
+      signedPlatforms: 'index',
+      ...(recordClaims.length ? { claims: recordClaims } : {})
     }
   }
   const endpoint = (name: string): string | undefined => {
@@ -459,7 +551,7 @@ function readPrune(image: Reference): PruneInputs {
   const window = read('rollback-window').trim() || '5'
   const count = /^\d{1,4}$/.test(window) ? Number(window) : undefined
   const rollbackWindow = count !== undefined ? { count } : { ms: readDuration('rollback-window', window) }
-  if (count === undefined && !readIdentity('promotion-identity', 'promotion-identity-regexp') && !readPublicKey('promotion-public-key')) {
+  if (count === undefined && !promotionPolicyGiven()) {
     fail(
       'rollback-window',
       `${window} is a window in time, which only promotion records can measure (history tags carry no dates): set promotion-identity, promotion-identity-regexp or promotion-public-key, or give a count such as 5`

@@ -208,6 +208,7 @@ export function outputsOf(outcome: RunOutcome): RunOutputs {
         ...(v.issuer ? { issuer: v.issuer } : {}),
         ...(v.predicateType ? { 'predicate-type': v.predicateType } : {}),
         ...(v.logIndex !== undefined ? { 'log-index': v.logIndex } : {}),
+        ...(v.claims ? { claims: v.claims } : {}),
         source: v.source
       }))
     ),

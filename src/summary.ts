@@ -123,6 +123,8 @@ function imageSummary(result: PromotionResult, context: SummaryInput): string {
       )
     }
     lines.push('')
+    const claims = [...new Set(result.verified.flatMap((v) => Object.entries(v.claims ?? {}).map(([name, value]) => `${code(name)} = ${code(value)}`)))]
+    if (claims.length) lines.push(`**Certificate claims checked:** ${claims.join(', ')}.`, '')
   }
   if (result.gate) {
     const { predicate, signature } = result.gate

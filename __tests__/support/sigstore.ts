@@ -49,6 +49,8 @@ export interface IssueOptions {
   issuerEncoding?: 'utf8' | 'latin1'
   notBefore?: Date
   minutes?: number
+  /** More Fulcio extensions, OID → value, written as DER UTF8String as Fulcio writes its v2 extensions (GitHub claims). */
+  extensions?: Record<string, string>
 }
 
 export class TestCA {
@@ -114,7 +116,8 @@ export class TestCA {
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity }], true),
         await x509.SubjectKeyIdentifierExtension.create(publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
-        new x509.Extension('1.3.6.1.4.1.57264.1.8', false, derUtf8String(options.issuer ?? GITHUB_ISSUER, options.issuerEncoding))
+        new x509.Extension('1.3.6.1.4.1.57264.1.8', false, derUtf8String(options.issuer ?? GITHUB_ISSUER, options.issuerEncoding)),
+        ...Object.entries(options.extensions ?? {}).map(([oid, value]) => new x509.Extension(oid, false, derUtf8String(value)))
       ]
     })
     return { pem: certificate.toString('pem'), der: Buffer.from(certificate.rawData) }

@@ -3,6 +3,7 @@ import type { Bundle } from '@sigstore/bundle'
 import { X509Certificate, type ASN1Obj } from '@sigstore/core'
 import type { TrustedRoot } from '@sigstore/protobuf-specs'
 import { untrusted } from '../untrusted.js'
+import type { CertificateClaim } from './policy.js'
 
 /**
  * Checks of a bundle's verification material that @sigstore/verify leaves
@@ -64,6 +65,34 @@ export function checkIdentityBytes(certificate: X509Certificate): void {
     const v1 = certificate.extension(OID_ISSUER_V1)
     if (v1) requirePrintable(v1.value, 'OIDC issuer')
   }
+}
+
+/**
+ * The value of a Fulcio extension of version 2 (1.3.6.1.4.1.57264.1.8 and up): a DER UTF8String, checked to be
+ * printable ASCII as every identity byte is; undefined when the certificate lacks it.
+ */
+function fulcioExtension(certificate: X509Certificate, oid: string, what: string): string | undefined {
+  const extension = certificate.extension(oid)
+  if (!extension) return undefined
+  const bytes = extension.valueObj.subs[0]?.value ?? extension.value
+  requirePrintable(bytes, what)
+  return bytes.toString('ascii')
+}
+
+/** Checks each claim against its extension; returns the values seen, for the verified output and the summary. */
+export function checkClaims(certificate: X509Certificate, claims: readonly CertificateClaim[]): Record<string, string> {
+  const seen: Record<string, string> = {}
+  for (const claim of claims) {
+    const value = fulcioExtension(certificate, claim.oid, claim.extension)
+    if (value === undefined) {
+      throw new Error(`its certificate has no ${claim.extension} extension (${claim.oid}), which ${claim.name} asks for`)
+    }
+    if (!claim.match.pattern.test(value)) {
+      throw new Error(`its certificate's ${claim.extension} is "${untrusted(value)}", and ${claim.name} asks for ${claim.match.description}`)
+    }
+    seen[claim.name] = value
+  }
+  return seen
 }
 
 /**

@@ -27,7 +27,34 @@ export interface SignaturePolicy {
   readonly predicateTypes: readonly string[] | 'any'
   /** `index`: the promoted digest must be signed; `all`: every platform manifest of an index too. */
   readonly signedPlatforms: 'index' | 'all'
+  /** Keyless: what the certificate's Fulcio extensions must say (GitHub's source repository, signer workflow, ...). */
+  readonly claims?: readonly CertificateClaim[]
 }
+
+/**
+ * One Fulcio certificate extension a keyless signature must carry, with the value it must have:
+ * https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md. A missing extension fails the claim.
+ */
+export interface CertificateClaim {
+  /** The input that asked for it (source-repository), for messages and the verified output. */
+  readonly name: string
+  readonly oid: string
+  /** What the extension is called in Fulcio's list, for messages. */
+  readonly extension: string
+  readonly match: IdentityPolicy
+}
+
+/** Fulcio's extensions (1.3.6.1.4.1.57264.1.*) that GitHub Actions certificates carry, by what they say. */
+export const FULCIO_EXTENSIONS = {
+  buildSignerUri: { oid: '1.3.6.1.4.1.57264.1.9', extension: 'Build Signer URI' },
+  buildSignerDigest: { oid: '1.3.6.1.4.1.57264.1.10', extension: 'Build Signer Digest' },
+  runnerEnvironment: { oid: '1.3.6.1.4.1.57264.1.11', extension: 'Runner Environment' },
+  sourceRepositoryUri: { oid: '1.3.6.1.4.1.57264.1.12', extension: 'Source Repository URI' },
+  sourceRepositoryDigest: { oid: '1.3.6.1.4.1.57264.1.13', extension: 'Source Repository Digest' },
+  sourceRepositoryRef: { oid: '1.3.6.1.4.1.57264.1.14', extension: 'Source Repository Ref' },
+  sourceRepositoryOwnerUri: { oid: '1.3.6.1.4.1.57264.1.16', extension: 'Source Repository Owner URI' },
+  buildTrigger: { oid: '1.3.6.1.4.1.57264.1.20', extension: 'Build Trigger' }
+} as const
 
 /** cosign v3 signs an image as an in-toto statement of this type (`cosign sign` with the new bundle format). */
 export const COSIGN_SIGN_PREDICATE_TYPE = 'https://sigstore.dev/cosign/sign/v1'

@@ -5,7 +5,7 @@ import type { TrustedRoot } from '@sigstore/protobuf-specs'
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer } from '@sigstore/verify'
 import { errorMessage } from '../errors.js'
 import { untrusted } from '../untrusted.js'
-import { checkChainHasNoRoot, checkIdentityBytes, checkLogEntriesName, leafCertificate, verifiedLogIndex } from './material.js'
+import { checkChainHasNoRoot, checkClaims, checkIdentityBytes, checkLogEntriesName, leafCertificate, verifiedLogIndex } from './material.js'
 import { SIMPLE_SIGNING_TYPE } from './cosign.js'
 import type { Evidence, EvidenceFormat } from './evidence.js'
 import type { SignaturePolicy } from './policy.js'
@@ -28,6 +28,8 @@ export interface VerifiedSignature {
   readonly logIndex?: string
   /** The attestation's predicate, once verified (promotion records are read from it). */
   readonly predicate?: unknown
+  /** Keyless: the certificate claims the policy asked for, with the values they had (source-repository: https://github.com/acme/app). */
+  readonly claims?: Readonly<Record<string, string>>
 }
 
 /** Why one piece of evidence did not verify: one line, its hostile parts already escaped. */
@@ -162,7 +164,7 @@ export class SignatureVerifier {
     throw new Error(failures.length === 1 ? failures[0]! : failures.join('; '))
   }
 
-  async #keyless(bundle: Bundle, artifact: Buffer | undefined): Promise<Signer> {
+  async #keyless(bundle: Bundle, artifact: Buffer | undefined): Promise<{ signer: Signer; claims: Record<string, string> }> {
     const identity = this.policy.identity
     if (!identity) throw new Error('it is a keyless signature, and the policy names no certificate-identity')
     const root = await this.trust.load()
@@ -182,7 +184,8 @@ export class SignatureVerifier {
       })
     )
     checkLogEntriesName(bundle, signer.key)
-    return signer
+    // After the signature and identity: a forged or foreign certificate is reported as such first.
+    return { signer, claims: checkClaims(leaf, this.policy.claims ?? []) }
   }
 
   /** Resolves with what verified, or rejects with NotVerified saying why. */
@@ -192,15 +195,16 @@ export class SignatureVerifier {
       const bundle = evidence.bundle
       const artifact = signedArtifact(evidence, bundle, subjectManifest)
       const keyBased = bundle.verificationMaterial.content.$case === 'publicKey'
-      let identity: Pick<VerifiedSignature, 'identity' | 'issuer' | 'keyId'>
+      let identity: Pick<VerifiedSignature, 'identity' | 'issuer' | 'keyId' | 'claims'>
       if (keyBased) {
         const { key } = await this.#withKeys(bundle, artifact)
         identity = { keyId: keyId(key) }
       } else {
-        const signer = await this.#keyless(bundle, artifact)
+        const { signer, claims } = await this.#keyless(bundle, artifact)
         identity = {
           ...(signer.identity?.subjectAlternativeName ? { identity: signer.identity.subjectAlternativeName } : {}),
-          ...(signer.identity?.extensions?.issuer ? { issuer: signer.identity.extensions.issuer } : {})
+          ...(signer.identity?.extensions?.issuer ? { issuer: signer.identity.extensions.issuer } : {}),
+          ...(Object.keys(claims).length ? { claims } : {})
         }
       }
       // Checked after the signature, so a forged signature is reported as such first.
