@@ -31,7 +31,7 @@ const SWITCHES = new Set([
   'github-deployment'
 ])
 // Inputs a workflow gives one per line: repeating the flag adds a line.
-const LISTS = new Set(['to', 'insecure-registries'])
+const LISTS = new Set(['to', 'insecure-registries', 'attestation-policy'])
 // The action's inputs (action.yml); every other flag is a usage error.
 const INPUTS = new Set([
   'image',
@@ -68,6 +68,7 @@ const INPUTS = new Set([
   'certificate-identity-regexp',
   'certificate-oidc-issuer',
   'attestation-type',
+  'attestation-policy',
   'signed-platforms',
   'trusted-root',
   'copy-signatures',

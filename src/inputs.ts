@@ -281,6 +281,17 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
       `${PROMOTION_PREDICATE_TYPE} is oci-promote's promotion record, which says who moved an image, never who built it; gate on it with require-environment and promotion-identity instead`
     )
   }
+  // One CEL expression per line (# starts a comment line); compiled before any request, when the verifier is made.
+  const attestationPolicy = read('attestation-policy')
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+  if (attestationPolicy.length && !attestationType) {
+    fail(
+      'attestation-policy',
+      'needs attestation-type: the predicate type of the attestations the expressions are evaluated on (e.g. https://slsa.dev/provenance/v1)'
+    )
+  }
   if (!verifySignature) return undefined
   if (!publicKey && !policyIdentity) {
     throw new PromoteError(
@@ -297,7 +308,8 @@ function readSignaturePolicy(verifySignature: boolean): SignaturePolicy | undefi
     ...(attestationType ? { attestationType } : {}),
     predicateTypes: signaturePredicateTypes(attestationType),
     signedPlatforms,
-    ...(claims.length ? { claims } : {})
+    ...(claims.length ? { claims } : {}),
+    ...(attestationPolicy.length ? { attestationPolicy } : {})
   }
 }
 

@@ -8,6 +8,7 @@ import { promoteRelease, type PromoteDependencies, type PromotionRequest, type P
 import { parseDestination, parseReference } from '../../src/oci/reference.ts'
 import { ImageVerifier, type EvidenceBatch } from '../../src/verify/index.ts'
 import type { SignatureVerifier } from '../../src/verify/verifier.ts'
+import type { AttestationRule } from '../../src/verify/cel.ts'
 import { storeDependencies } from '../../src/run.ts'
 
 export interface RecordedRequest {
@@ -59,6 +60,8 @@ export interface HarnessOptions {
   insecure?: string[]
   agent?: Agent.Options
   verifier?: SignatureVerifier
+  /** attestation-policy, compiled (verify/cel.ts). */
+  rules?: readonly AttestationRule[]
   externalEvidence?: (subject: string) => Promise<EvidenceBatch[]>
   /** Promotion gates and records, passed through as they are. */
   deps?: Pick<PromoteDependencies, 'gate' | 'record' | 'progress'>
@@ -91,7 +94,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
         }),
         storeDependencies(stores, {
           retry: options.retry ?? FAST_RETRY,
-          ...(options.verifier ? { verifier: new ImageVerifier(options.verifier) } : {}),
+          ...(options.verifier ? { verifier: new ImageVerifier(options.verifier, options.rules ?? []) } : {}),
           ...(options.externalEvidence ? { externalEvidence: options.externalEvidence } : {}),
           ...options.deps
         })

@@ -7,6 +7,7 @@ import { sha256Digest } from '../oci/digest.js'
 import { evidenceFromAttachments, evidenceFromBundles, type EvidenceBatch } from './evidence.js'
 import type { SignaturePolicy } from './policy.js'
 import { TrustRoot, type TrustOptions } from './trust.js'
+import type { AttestationRule } from './cel.js'
 import { NotVerified, SignatureVerifier, type VerifiedSignature } from './verifier.js'
 
 export interface ImageVerificationInput {
@@ -88,14 +89,25 @@ export async function verifyImage(input: ImageVerificationInput): Promise<Verifi
 
 /** A signature policy bound to its trust material, as promotion uses it. */
 export class ImageVerifier {
-  constructor(readonly signatures: SignatureVerifier) {}
+  constructor(
+    readonly signatures: SignatureVerifier,
+    /** attestation-policy, compiled: see cel.ts. */
+    readonly rules: readonly AttestationRule[] = []
+  ) {}
 
   get policy(): SignaturePolicy {
     return this.signatures.policy
   }
 
-  verifyImage(input: Omit<ImageVerificationInput, 'verifier'>): Promise<VerifiedSignature[]> {
-    return verifyImage({ ...input, verifier: this.signatures })
+  async verifyImage(input: Omit<ImageVerificationInput, 'verifier'>): Promise<VerifiedSignature[]> {
+    const verified = await verifyImage({ ...input, verifier: this.signatures })
+    const type = this.policy.attestationType
+    if (this.rules.length === 0 || !type) return verified
+    // The facts an attestation states must hold too: for at least one verified attestation of the type, every rule.
+    const { checkAttestationPolicy } = await import('./cel.js')
+    const about = verified.filter((v) => v.subject === input.root.digest)
+    checkAttestationPolicy(this.rules, about, type, `${input.repository.name}@${input.root.digest}`)
+    return verified
   }
 }
 
@@ -117,8 +129,10 @@ export async function verifyArtifactBundle(input: {
   return new SignatureVerifier(input.policy, new TrustRoot(input.trust)).verify(evidence!, input.artifact)
 }
 
-export function createImageVerifier(policy: SignaturePolicy, trust: TrustOptions): ImageVerifier {
-  return new ImageVerifier(new SignatureVerifier(policy, new TrustRoot(trust)))
+/** Compiles the attestation-policy now, so an expression that does not compile fails before any request. */
+export async function createImageVerifier(policy: SignaturePolicy, trust: TrustOptions): Promise<ImageVerifier> {
+  const rules = policy.attestationPolicy?.length ? (await import('./cel.js')).compileAttestationPolicy(policy.attestationPolicy) : []
+  return new ImageVerifier(new SignatureVerifier(policy, new TrustRoot(trust)), rules)
 }
 
 export type { VerifiedSignature } from './verifier.js'

@@ -29,6 +29,8 @@ export interface SignaturePolicy {
   readonly signedPlatforms: 'index' | 'all'
   /** Keyless: what the certificate's Fulcio extensions must say (GitHub's source repository, signer workflow, ...). */
   readonly claims?: readonly CertificateClaim[]
+  /** CEL expressions every one of which must hold for at least one verified attestation of `attestationType`. */
+  readonly attestationPolicy?: readonly string[]
 }
 
 /**

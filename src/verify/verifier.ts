@@ -28,6 +28,8 @@ export interface VerifiedSignature {
   readonly logIndex?: string
   /** The attestation's predicate, once verified (promotion records are read from it). */
   readonly predicate?: unknown
+  /** The in-toto statement's subject and predicate, once verified and when at most 256 KiB (attestation-policy reads them). */
+  readonly statement?: { readonly subject: unknown; readonly predicate: unknown }
   /** Keyless: the certificate claims the policy asked for, with the values they had (source-repository: https://github.com/acme/app). */
   readonly claims?: Readonly<Record<string, string>>
 }
@@ -46,6 +48,7 @@ export class NotVerified extends Error {
 interface Binding {
   readonly predicateType?: string
   readonly predicate?: unknown
+  readonly statement?: { readonly subject: unknown; readonly predicate: unknown }
 }
 
 /** The bytes a message signature covers: cosign's simple-signing payload, or the manifest itself. */
@@ -97,7 +100,11 @@ function checkBinding(evidence: Evidence, bundle: Bundle, predicateTypes: Signat
       )
     }
     // A predicate is kept for what reads it later (promotion records); a large one is dropped once checked.
-    return { ...(predicateType ? { predicateType } : {}), ...(envelope.payload.length <= MAX_KEPT_STATEMENT_BYTES ? { predicate: statement.predicate } : {}) }
+    const kept = envelope.payload.length <= MAX_KEPT_STATEMENT_BYTES
+    return {
+      ...(predicateType ? { predicateType } : {}),
+      ...(kept ? { predicate: statement.predicate, statement: { subject: statement.subject, predicate: statement.predicate } } : {})
+    }
   }
   if (evidence.format === 'cosign-signature') {
     const simple = JSON.parse(evidence.payload!.toString('utf8')) as { critical?: { type?: unknown; image?: Record<string, unknown> } }
