@@ -2,11 +2,7 @@
 // attest action; a vulnerability scan (cosign's vuln/v1 predicate wrapping a Trivy report) gated on "no CRITICAL, at
 // most N HIGH" on the real registry; and every way a policy or a hostile predicate can go wrong.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdtemp, writeFile } from 'node:fs/promises'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { buildImage } from '../scripts/lib/images.ts'
 import { runAction } from '../scripts/lib/runner.ts'
 import { PromoteError } from '../src/errors.ts'
@@ -19,7 +15,7 @@ import { SignatureVerifier, type VerifiedSignature } from '../src/verify/verifie
 import { createHarness } from './support/harness.ts'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import { describeWithSharedFixtures, sharedFixture } from './support/shared-fixtures.ts'
-import { TestCA, TestRekor, dsseBundle, pushBundleReferrer, trustedRootJson, type Signer } from './support/sigstore.ts'
+import { dsseBundle, keylessTrust, publicGoodRoot, pushBundleReferrer, type Signer, type TestCA, type TestRekor } from './support/sigstore.ts'
 
 const inputs = (values: Record<string, string>) => getInputs({ get: (name) => values[name] ?? '', secret: () => {} })
 const SLSA = 'https://slsa.dev/provenance/v1'
@@ -28,9 +24,7 @@ const VULN = 'https://cosign.sigstore.dev/attestation/vuln/v1'
 describeWithSharedFixtures("a real SLSA v1 provenance from GitHub's attest action", () => {
   const subject = 'sha256:49a3aa6075e0f49f82843e74b5baa614ad2a588e6675612bf108a0a008c5ac25'
   const bundle: unknown = JSON.parse(readFileSync(sharedFixture('sigstore/gh-cli/reusable-workflow-attestation.sigstore.json'), 'utf8'))
-  const seeds = createRequire(import.meta.url)('@sigstore/tuf/seeds.json') as Record<string, { targets: Record<string, string> }>
-  const rootPath = join(mkdtempSync(join(tmpdir(), 'oci-promote-cel-')), 'trusted_root.json')
-  writeFileSync(rootPath, Buffer.from(seeds['https://tuf-repo-cdn.sigstore.dev']!.targets['trusted_root.json']!, 'base64'))
+  const rootPath = publicGoodRoot()
   async function verified(): Promise<VerifiedSignature> {
     const [evidence] = evidenceFromBundles('github-attestation', subject, 'fixture', [bundle])
     const policy = inputs({
@@ -69,11 +63,8 @@ describe('a vulnerability scan gate on the real registry', () => {
   const IDENTITY = 'https://github.com/acme/app/.github/workflows/scan.yml@refs/heads/main'
   beforeAll(async () => {
     registry = await startRegistry()
-    ca = await TestCA.create()
-    rekor = await TestRekor.create()
+    ;({ ca, rekor, root } = await keylessTrust())
     signer = await ca.issue(IDENTITY)
-    root = join(await mkdtemp(join(tmpdir(), 'oci-promote-cel-root-')), 'trusted_root.json')
-    await writeFile(root, JSON.stringify(trustedRootJson({ ca, rekor })))
   })
   afterAll(async () => {
     await registry?.stop()

@@ -2,11 +2,7 @@
 // on which runner. First on a real GitHub attestation signed by a reusable workflow (whose SAN is the reusable
 // workflow, the same for every caller), then on the real registry with certificates of the test CA that carry them.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { mkdtemp, writeFile } from 'node:fs/promises'
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { buildImage } from '../scripts/lib/images.ts'
 import { PromoteError } from '../src/errors.ts'
 import { getInputs } from '../src/inputs.ts'
@@ -18,7 +14,7 @@ import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { createHarness } from './support/harness.ts'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import { describeWithSharedFixtures, sharedFixture } from './support/shared-fixtures.ts'
-import { TestCA, TestRekor, dsseBundle, inTotoStatement, pushBundleReferrer, trustedRootJson } from './support/sigstore.ts'
+import { dsseBundle, inTotoStatement, keylessTrust, publicGoodRoot, pushBundleReferrer, type TestCA, type TestRekor } from './support/sigstore.ts'
 
 /** The inputs of a run, as the action reads them. */
 const inputs = (values: Record<string, string>) => getInputs({ get: (name) => values[name] ?? '', secret: () => {} })
@@ -27,9 +23,7 @@ describeWithSharedFixtures('claims on a real attestation signed by a reusable wo
   const subject = 'sha256:49a3aa6075e0f49f82843e74b5baa614ad2a588e6675612bf108a0a008c5ac25'
   const bundle: unknown = JSON.parse(readFileSync(sharedFixture('sigstore/gh-cli/reusable-workflow-attestation.sigstore.json'), 'utf8'))
   const [evidence] = evidenceFromBundles('github-attestation', subject, 'fixture', [bundle])
-  const seeds = createRequire(import.meta.url)('@sigstore/tuf/seeds.json') as Record<string, { targets: Record<string, string> }>
-  const rootPath = join(mkdtempSync(join(tmpdir(), 'oci-promote-claims-')), 'trusted_root.json')
-  writeFileSync(rootPath, Buffer.from(seeds['https://tuf-repo-cdn.sigstore.dev']!.targets['trusted_root.json']!, 'base64'))
+  const rootPath = publicGoodRoot()
   const verify = (values: Record<string, string>) =>
     new SignatureVerifier(
       inputs({ image: 'ghcr.io/a/b', to: 'x', 'attestation-type': 'https://slsa.dev/provenance/v1', ...values }).signaturePolicy!,
@@ -76,10 +70,7 @@ describe('claims on the real registry', () => {
   }
   beforeAll(async () => {
     registry = await startRegistry()
-    ca = await TestCA.create()
-    rekor = await TestRekor.create()
-    root = join(await mkdtemp(join(tmpdir(), 'oci-promote-claims-root-')), 'trusted_root.json')
-    await writeFile(root, JSON.stringify(trustedRootJson({ ca, rekor })))
+    ;({ ca, rekor, root } = await keylessTrust())
   })
   afterAll(async () => {
     await registry?.stop()

@@ -2,28 +2,20 @@
 // every case through `oci-promote verify-bundle` (dist/cli.js) in the suite's own protocol: cases named *_fail
 // must exit 1, every other 0.
 import { expect, it } from '@jest/globals'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runProcess } from '../scripts/lib/runner.ts'
 import { verifyArtifactBundle } from '../src/verify/index.ts'
 import { exactIdentity, type SignaturePolicy } from '../src/verify/policy.ts'
 import { describeWithSharedFixtures, sharedFixture } from './support/shared-fixtures.ts'
+import { publicGoodRoot } from './support/sigstore.ts'
 
 const CORPUS = sharedFixture('sigstore-conformance/bundle-verify')
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const DEFAULT_IDENTITY =
   'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main'
 const DEFAULT_ISSUER = 'https://token.actions.githubusercontent.com'
-
-function publicGoodRoot(): string {
-  const seeds = createRequire(import.meta.url)('@sigstore/tuf/seeds.json') as Record<string, { targets: Record<string, string> }>
-  const path = join(mkdtempSync(join(tmpdir(), 'oci-promote-conformance-')), 'trusted_root.json')
-  writeFileSync(path, Buffer.from(seeds['https://tuf-repo-cdn.sigstore.dev']!.targets['trusted_root.json']!, 'base64'))
-  return path
-}
 
 /** Cases the library alone got wrong, or right for a reason that reached the user as a crash: refused here, saying why. */
 const REASONS: Record<string, RegExp> = {

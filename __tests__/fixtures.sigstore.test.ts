@@ -2,8 +2,7 @@
 // same code the action runs, against the public-good trusted root.
 import { describe, expect, it } from '@jest/globals'
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Descriptor } from '../src/oci/manifest.ts'
@@ -13,18 +12,11 @@ import { exactIdentity, identityRegexp, signaturePredicateTypes, type SignatureP
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
 import { describeWithSharedFixtures, sharedFixture } from './support/shared-fixtures.ts'
+import { publicGoodRoot } from './support/sigstore.ts'
 
 const fixture = (name: string): string => sharedFixture(`sigstore/${name}`)
 const readJson = (name: string): unknown => JSON.parse(readFileSync(fixture(name), 'utf8'))
 
-/** The public-good trusted_root.json that @sigstore/tuf embeds, written where the trusted-root input can read it. */
-function publicGoodRoot(): string {
-  const seeds = createRequire(import.meta.url)('@sigstore/tuf/seeds.json') as Record<string, { targets: Record<string, string> }>
-  const root = Buffer.from(seeds['https://tuf-repo-cdn.sigstore.dev']!.targets['trusted_root.json']!, 'base64')
-  const path = join(mkdtempSync(join(tmpdir(), 'oci-promote-pgi-')), 'trusted_root.json')
-  writeFileSync(path, root)
-  return path
-}
 const PUBLIC_GOOD = publicGoodRoot()
 
 function verifier(policy: Partial<SignaturePolicy>, trustedRootPath = PUBLIC_GOOD): SignatureVerifier {

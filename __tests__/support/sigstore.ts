@@ -5,6 +5,10 @@
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createHash, createPrivateKey, createPublicKey, sign, webcrypto, type KeyObject } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { json } from '@sigstore/core'
 import { contentOf, sha256, type Image } from '../../scripts/lib/images.ts'
 
@@ -404,3 +408,22 @@ export async function pushBundleReferrer(
 }
 
 export { contentOf }
+
+/**
+ * The public-good trusted_root.json that @sigstore/tuf embeds in its seeds, written to a file the trusted-root input
+ * (and TrustRoot) can read: real public signatures verify against it offline.
+ */
+export function publicGoodRoot(): string {
+  const seeds = createRequire(import.meta.url)('@sigstore/tuf/seeds.json') as Record<string, { targets: Record<string, string> }>
+  const path = join(mkdtempSync(join(tmpdir(), 'oci-promote-pgi-')), 'trusted_root.json')
+  writeFileSync(path, Buffer.from(seeds['https://tuf-repo-cdn.sigstore.dev']!.targets['trusted_root.json']!, 'base64'))
+  return path
+}
+
+/** A test Fulcio CA and Rekor log, and a trusted_root.json naming both: what a keyless test signs and verifies with. */
+export async function keylessTrust(): Promise<{ ca: TestCA; rekor: TestRekor; root: string }> {
+  const [ca, rekor] = await Promise.all([TestCA.create(), TestRekor.create()])
+  const root = join(mkdtempSync(join(tmpdir(), 'oci-promote-trust-')), 'trusted_root.json')
+  writeFileSync(root, JSON.stringify(trustedRootJson({ ca, rekor })))
+  return { ca, rekor, root }
+}
