@@ -63,6 +63,7 @@ describe('claims on the real registry', () => {
   const SIGNER = 'https://github.com/acme/build/.github/workflows/build.yml@refs/heads/main'
   const EXTENSIONS = {
     '1.3.6.1.4.1.57264.1.9': SIGNER,
+    '1.3.6.1.4.1.57264.1.10': 'b'.repeat(40),
     '1.3.6.1.4.1.57264.1.11': 'self-hosted',
     '1.3.6.1.4.1.57264.1.12': 'https://github.com/acme/app',
     '1.3.6.1.4.1.57264.1.14': 'refs/heads/main',
@@ -100,11 +101,15 @@ describe('claims on the real registry', () => {
     const repo = await signedImage()
     const result = await promote(repo, {
       'signer-workflow': 'acme/build/.github/workflows/build.yml',
+      'signer-digest': 'b'.repeat(40),
       'source-repository': 'acme/app',
+      'source-owner': 'acme',
       'source-ref': 'refs/heads/main'
     })
     expect(result.verified[0]!.claims).toEqual({
       'signer-workflow': SIGNER,
+      'signer-digest': 'b'.repeat(40),
+      'source-owner': 'https://github.com/acme',
       'source-repository': 'https://github.com/acme/app',
       'source-ref': 'refs/heads/main'
     })
@@ -135,6 +140,18 @@ describe('claims on the real registry', () => {
     [
       { 'signer-workflow': SIGNER, 'source-digest': 'a'.repeat(40) },
       'has no Source Repository Digest extension (1.3.6.1.4.1.57264.1.13), which source-digest asks for'
+    ],
+    [
+      { 'signer-workflow': SIGNER, 'signer-digest': 'c'.repeat(40) },
+      `Build Signer Digest is "${'b'.repeat(40)}", and signer-digest asks for ${'c'.repeat(40)}`
+    ],
+    [
+      { 'signer-workflow': SIGNER, 'source-owner': 'evil' },
+      'Source Repository Owner URI is "https://github.com/acme", and source-owner asks for https://github.com/evil'
+    ],
+    [
+      { 'signer-workflow-regexp': 'https://github\\.com/acme/build/\\.github/workflows/release\\.yml@.*' },
+      'Build Signer URI is "https://github.com/acme/build/.github/workflows/build.yml@refs/heads/main", and signer-workflow asks for'
     ]
   ])('refuses before any write when a claim fails: %j', async (values, message) => {
     const repo = await signedImage()
