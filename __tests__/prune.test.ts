@@ -141,6 +141,31 @@ describe('mode: prune', () => {
     expect(again.result.digests.filter((d) => d.status !== 'kept')).toEqual([])
   })
 
+  it("a doomed image's fallback index that lists a kept image's signature does not take the signature along", async () => {
+    const at = (n: number): Image => builds[n - 1]!
+    const keptSignature = (await tagDigest(registry.url, REPO, sigTag(at(5))))!
+    const size = Number(
+      (await fetch(`${registry.url}/v2/${REPO}/manifests/${keptSignature}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).headers.get(
+        'content-length'
+      )
+    )
+    // Anyone who can push can write a fallback index; this one, on build-1 (which goes), names prod's signature.
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: keptSignature, size }]
+    })
+    const put = await fetch(`${registry.url}/v2/${REPO}/manifests/${at(1).digest.replace(':', '-')}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      body: index
+    })
+    expect(put.status).toBe(201)
+    const { result } = await run()
+    expect(result.digests.find((d) => d.digest === at(1).digest)!.status).toBe('deleted')
+    expect(await tagDigest(registry.url, REPO, sigTag(at(5)))).toBe(keptSignature)
+  })
+
   it('dry-run plans the same and writes nothing; max-deletions refuses before deleting anything', async () => {
     const dry = await run({ dryRun: true })
     expect(dry.result.digests.filter((d) => d.status === 'planned').length).toBe(4)

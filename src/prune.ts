@@ -303,13 +303,21 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
   }
 
   // 4. What goes with each image: cosign tags, referrers and fallback index, platform manifests; not what a kept digest uses.
-  const attachmentsOf = async (c: Candidate): Promise<string[]> => {
+  const hanging = async (c: Candidate): Promise<string[]> => {
     const digests = (attachmentTags.get(c.digest) ?? []).map((tag) => inventory.tags.get(tag)!)
     const referrers = await listReferrers(repository, c.digest)
     digests.push(...referrers.descriptors.map((d) => d.digest))
     if (c.manifest && INDEX_MEDIA_TYPES.has(c.manifest.mediaType))
       digests.push(...parseManifest(c.manifest, `index ${c.digest}`).manifests.map((m) => m.digest))
-    return [...new Set(digests)].filter((d) => !usedByKept.has(d) && d !== c.digest)
+    return digests
+  }
+  // A kept image's signatures and referrers are what it uses too: a fallback index of a doomed image (anyone who can
+  // push may write one) that lists them must not take them along.
+  if (!request.dryRun && doomed.length > 0) {
+    for (const kept of await Promise.all(all.filter((c) => c.kept).map((c) => limit(() => hanging(c))))) for (const d of kept) usedByKept.add(d)
+  }
+  const attachmentsOf = async (c: Candidate): Promise<string[]> => {
+    return [...new Set(await hanging(c))].filter((d) => !usedByKept.has(d) && d !== c.digest)
   }
   let attachmentsDeleted = 0
   const results = new Map<string, PrunedDigest>()
