@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { baseLayer, buildImage, type Image } from '../scripts/lib/images.ts'
 import { runAction } from '../scripts/lib/runner.ts'
 import { PromoteError } from '../src/errors.ts'
-import { getInputs } from '../src/inputs.ts'
+import { getInputs, loadInputs } from '../src/inputs.ts'
 import type { PromotionResult } from '../src/promote.ts'
 import { renderSummary } from '../src/summary.ts'
 import { signaturePredicateTypes } from '../src/verify/policy.ts'
@@ -208,7 +208,7 @@ describe('economy', () => {
 })
 
 describe('bad release documents: a clear error naming the entry, before any request', () => {
-  const inputs = (values: Record<string, string>) => () => getInputs({ get: (name) => values[name] ?? '', secret: () => {} })
+  const inputs = (values: Record<string, string>) => loadInputs({ get: (name) => values[name] ?? '', secret: () => {} })
   const one = (extra: object = {}) => JSON.stringify([{ image: 'ghcr.io/acme/api:build', to: ['prod'], ...extra }])
   it.each([
     [{ release: '[{"image": "ghcr.io/acme/api:build"' }, /input "release": release does not parse as YAML or JSON/],
@@ -232,11 +232,11 @@ describe('bad release documents: a clear error naming the entry, before any requ
     [{ image: 'ghcr.io/acme/api:build', to: 'prod', shard: '1/2' }, /input "shard": needs release/],
     [{ release: '../outside.yaml' }, /outside the working directory/],
     [{ release: 'missing-release.yaml' }, /neither a release document .* nor a readable file/]
-  ])('%j', (values, message) => {
-    expect(inputs({ 'verify-signature': 'false', ...values })).toThrow(message)
+  ])('%j', async (values, message) => {
+    await expect(inputs({ 'verify-signature': 'false', ...values })).rejects.toThrow(message)
   })
 
-  it('a shard takes entries k, k+n, …: three shards cover the release once', () => {
+  it('a shard takes entries k, k+n, …: three shards cover the release once; JSON needs no YAML parser', () => {
     const release = JSON.stringify(Array.from({ length: 7 }, (_, i) => ({ image: `ghcr.io/acme/svc${i}:build`, to: ['prod'] })))
     const shards = ['1/3', '2/3', '3/3'].map((shard) =>
       getInputs({ get: (n) => ({ release, shard, mode: 'stage', 'verify-signature': 'false' })[n] ?? '', secret: () => {} })

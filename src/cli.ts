@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { createPublicKey } from 'node:crypto'
 import type { CopyProgress } from './copy.js'
 import { PromoteError, errorMessage, failureMessage } from './errors.js'
-import { getInputs, type InputSource } from './inputs.js'
+import { loadInputs, type InputSource } from './inputs.js'
 import { SHA256_DIGEST, sha256Digest } from './oci/digest.js'
 import { outputsOf, resultLines, runPromotion } from './run.js'
 import { commandSafe, untrusted } from './untrusted.js'
@@ -187,7 +187,7 @@ async function promoteCommand(parsed: Parsed): Promise<number> {
     // A terminal has no runner to mask secrets; they are never printed, and that is all that can be done here.
     secret: () => {}
   }
-  const inputs = getInputs(source)
+  const inputs = await loadInputs(source)
   const progress = process.stdout.isTTY && process.stderr.isTTY ? progressLine() : undefined
   const say = (line: string): void => {
     progress?.clear()

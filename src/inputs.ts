@@ -2,7 +2,6 @@ import * as core from '@actions/core'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
-import { parse as parseYaml } from 'yaml'
 import { PromoteError, errorMessage } from './errors.js'
 import { SHA256_DIGEST } from './oci/digest.js'
 import { formatReference, parseDestination, parseReference, type Reference } from './oci/reference.js'
@@ -458,7 +457,7 @@ function readShard(): ReleaseInput['shard'] {
  * bare tags relative to the entry's repository; the step's `to` when absent). Every entry is checked here, before any
  * request: an entry without an image, a key that is not one of those, a tag two entries would both write.
  */
-function readRelease(value: string, mode: InputMode): { images: ImageInput[]; release: ReleaseInput } {
+function readRelease(value: string, mode: InputMode, parseDocument: DocumentParser): { images: ImageInput[]; release: ReleaseInput } {
   for (const exclusive of ['image', 'digest']) {
     if (read(exclusive).trim())
       fail(exclusive, `cannot be combined with release; give each image${exclusive === 'digest' ? "'s digest" : ''} in the release document`)
@@ -467,8 +466,7 @@ function readRelease(value: string, mode: InputMode): { images: ImageInput[]; re
   const { text, where } = releaseDocument(value)
   let document: unknown
   try {
-    // YAML 1.2 is a superset of JSON; aliases are capped so a small document cannot expand without bound.
-    document = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100, prettyErrors: true })
+    document = parseDocument(text)
   } catch (error) {
     return fail('release', `${where} does not parse as YAML or JSON: ${errorMessage(error).split('\n')[0]}`)
   }
@@ -582,19 +580,36 @@ function readPrune(image: Reference): PruneInputs {
   }
 }
 
-/** Reads and checks every input; the only place that does. Nothing here touches the network. */
-export function getInputs(from: InputSource = actionInputs): Inputs {
+/** Parses a release document: YAML 1.2 (a superset of JSON) when loadInputs gives it, JSON alone otherwise. */
+export type DocumentParser = (text: string) => unknown
+
+/**
+ * Reads and checks every input; the only place that does. Nothing here touches the network. A release document is
+ * parsed with `parseDocument`: loadInputs passes a YAML parser, loaded only then (it is not small, and most runs
+ * promote one image).
+ */
+export function getInputs(from: InputSource = actionInputs, parseDocument: DocumentParser = JSON.parse): Inputs {
   source = from
-  return readInputs()
+  return readInputs(parseDocument)
 }
 
-function readInputs(): Inputs {
+/** getInputs, with YAML release documents: what the action and the CLI call. */
+export async function loadInputs(from: InputSource = actionInputs): Promise<Inputs> {
+  if (from.get('release').trim() === '') return getInputs(from)
+  // CommonJS when bundled: its exports are on the default export there, and on the namespace under ts-jest.
+  const yaml = (await import('yaml')) as typeof import('yaml') & { default?: typeof import('yaml') }
+  const { parse } = yaml.default ?? yaml
+  // Aliases are capped, so a small document cannot expand without bound.
+  return getInputs(from, (text) => parse(text, { uniqueKeys: true, maxAliasCount: 100, prettyErrors: true }) as unknown)
+}
+
+function readInputs(parseDocument: DocumentParser): Inputs {
   const modeText = (read('mode').trim() || 'promote') as InputMode
   if (!MODES.includes(modeText)) fail('mode', `"${modeText}" is not one of ${MODES.join(', ')}`)
   const releaseText = read('release').trim()
   if (!releaseText && read('shard').trim()) fail('shard', 'needs release: the document listing the images to take a slice of')
   if (modeText === 'prune' && releaseText) fail('release', 'cannot be combined with mode: prune, which cleans one repository: name it in image')
-  const { images, release } = releaseText ? readRelease(releaseText, modeText) : { images: [readImage(modeText)], release: undefined }
+  const { images, release } = releaseText ? readRelease(releaseText, modeText, parseDocument) : { images: [readImage(modeText)], release: undefined }
   const prune = modeText === 'prune' ? readPrune(images[0]!.image) : undefined
 
   const concurrency = readWholeNumber('concurrency', DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY)

@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { errorMessage, failureMessage } from './errors.js'
-import { getInputs, type Inputs } from './inputs.js'
+import { loadInputs, type Inputs } from './inputs.js'
 import type { PromotionResult } from './promote.js'
 import { outputsOf, resultLines, runPromotion, type RunOutcome } from './run.js'
 import { renderSummary } from './summary.js'
@@ -61,7 +61,7 @@ async function deploy(inputs: Inputs, results: readonly PromotionResult[]): Prom
 /** The action: the one place that reads inputs, writes outputs and fails the step. */
 export async function run(): Promise<void> {
   try {
-    const inputs = getInputs()
+    const inputs = await loadInputs()
     const outcome = await runPromotion(inputs, { log, onSecret: (secret) => core.setSecret(secret), env: process.env })
     setOutputs(outcome)
     if (inputs.githubDeployment && inputs.mode === 'promote' && outcome.results.length > 0) await deploy(inputs, outcome.results)
