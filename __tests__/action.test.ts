@@ -288,7 +288,13 @@ describe('dist/index.js', () => {
     const ca = await TestCA.create()
     const rekor = await TestRekor.create()
     const identity = 'https://github.com/acme/app/.github/workflows/deploy.yml@refs/heads/main'
-    const sigstore = await startFakeSigstore(ca, rekor, identity)
+    // A GitHub Actions certificate: who signed (the promotion workflow), from where, on which runner.
+    const sigstore = await startFakeSigstore(ca, rekor, identity, {
+      '1.3.6.1.4.1.57264.1.9': identity,
+      '1.3.6.1.4.1.57264.1.11': 'self-hosted',
+      '1.3.6.1.4.1.57264.1.12': 'https://github.com/acme/app',
+      '1.3.6.1.4.1.57264.1.14': 'refs/heads/main'
+    })
     const dir = await mkdtemp(join(tmpdir(), 'oci-promote-keyless-'))
     await writeFile(join(dir, 'trusted_root.json'), JSON.stringify(trustedRootJson({ ca, rekor })))
     try {
@@ -328,6 +334,22 @@ describe('dist/index.js', () => {
       })
       expect(wrong.exitCode).toBe(1)
       expect(wrong.stdout).toContain('UNTRUSTED_SIGNER_ERROR')
+      // The promotion- claims gate on the record's certificate: its workflow, repository and ref hold; its runner does not.
+      const claimed = {
+        image: `${registry.host}/acme/keyless:staging`,
+        'verify-signature': 'false',
+        'require-environment': 'staging',
+        'promotion-signer-workflow': 'acme/app/.github/workflows/deploy.yml',
+        'promotion-source-repository': 'acme/app',
+        'promotion-source-ref': 'refs/heads/main',
+        'trusted-root': join(dir, 'trusted_root.json')
+      }
+      const held = await runAction({ ...claimed, to: 'prod3' })
+      expect(held.stdout).not.toContain('::error::')
+      const hosted = await runAction({ ...claimed, to: 'prod4', 'promotion-deny-self-hosted-runners': 'true' })
+      expect(hosted.exitCode).toBe(1)
+      expect(hosted.stdout).toContain('Runner Environment is "self-hosted", and promotion-deny-self-hosted-runners asks for github-hosted')
+      expect(await tagDigest(registry.url, 'acme/keyless', 'prod4')).toBeUndefined()
     } finally {
       await sigstore.stop()
     }

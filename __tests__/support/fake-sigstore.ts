@@ -14,7 +14,8 @@ export interface FakeSigstore {
   stop(): Promise<void>
 }
 
-export async function startFakeSigstore(ca: TestCA, rekor: TestRekor, identity: string): Promise<FakeSigstore> {
+/** `extensions`: more Fulcio extensions for every certificate (OID → value), as a GitHub Actions certificate carries. */
+export async function startFakeSigstore(ca: TestCA, rekor: TestRekor, identity: string, extensions: Record<string, string> = {}): Promise<FakeSigstore> {
   const requests: string[] = []
   const sha256Hex = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex')
   const server: Server = createServer(async (req, res) => {
@@ -31,7 +32,7 @@ export async function startFakeSigstore(ca: TestCA, rekor: TestRekor, identity: 
       return json(200, { value: `e30.${claims}.sig` })
     }
     if (path === '/api/v2/signingCert') {
-      const leaf = await ca.certifyPem(body.publicKeyRequest.publicKey.content, identity)
+      const leaf = await ca.certifyPem(body.publicKeyRequest.publicKey.content, identity, extensions)
       return json(201, { signedCertificateDetachedSct: { chain: { certificates: [leaf, ca.certificate.toString('pem')] } } })
     }
     if (path === '/api/v1/log/entries' && body?.kind === 'dsse') {

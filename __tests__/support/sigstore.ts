@@ -96,10 +96,10 @@ export class TestCA {
   }
 
   /** A leaf for someone else's public key (SPKI PEM), as Fulcio answers a signing-certificate request. */
-  async certifyPem(publicKeyPem: string, identity: string): Promise<string> {
+  async certifyPem(publicKeyPem: string, identity: string, extensions: Record<string, string> = {}): Promise<string> {
     const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' })
     const key = await webcrypto.subtle.importKey('spki', der, ECDSA_P256, true, ['verify'])
-    return (await this.certify(key, identity)).pem
+    return (await this.certify(key, identity, { extensions })).pem
   }
 
   private async certify(publicKey: webcrypto.CryptoKey, identity: string, options: IssueOptions = {}): Promise<{ pem: string; der: Buffer }> {
