@@ -166,6 +166,19 @@ describe('mode: prune', () => {
     expect(await tagDigest(registry.url, REPO, sigTag(at(5)))).toBe(keptSignature)
   })
 
+  it('a manifest that is not what it says (an index without manifests) is kept, and the rest is pruned', async () => {
+    const broken = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json' }))
+    const put = await fetch(`${registry.url}/v2/${REPO}/manifests/build-99`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      body: broken
+    })
+    expect(put.status).toBe(201)
+    const { result } = await run({ dryRun: true })
+    expect(result.digests.find((d) => d.tags.includes('build-99'))!.reason).toBe('its manifest cannot be read')
+    expect(result.digests.filter((d) => d.status === 'planned').length).toBe(4)
+  })
+
   it('dry-run plans the same and writes nothing; max-deletions refuses before deleting anything', async () => {
     const dry = await run({ dryRun: true })
     expect(dry.result.digests.filter((d) => d.status === 'planned').length).toBe(4)

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit'
 import { PromoteError, errorMessage } from './errors.js'
-import { parseManifest, type Manifest } from './oci/manifest.js'
+import { parseManifest, type Manifest, type ManifestContent } from './oci/manifest.js'
 import { INDEX_MEDIA_TYPES } from './oci/media-types.js'
 import { listReferrers, readBlob } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
@@ -73,6 +73,8 @@ interface Candidate {
   readonly tags: string[]
   readonly history: string[]
   manifest?: Manifest | undefined
+  /** The manifest parsed, once; undefined when it could not be read or is not what it says it is. */
+  content?: ManifestContent | undefined
   created?: Date | undefined
   bytes?: number
   kept?: string
@@ -91,15 +93,14 @@ function addTo(map: Map<string, Candidate>, digest: string): Candidate {
 }
 
 /** When the image was made: the config's `created`, else the manifest's created annotation; undefined when unknown. */
-async function creationTime(repository: Repository, manifest: Manifest): Promise<Date | undefined> {
-  const content = parseManifest(manifest, `manifest ${manifest.digest}`)
+async function creationTime(repository: Repository, content: ManifestContent): Promise<Date | undefined> {
   const annotated = content.annotations?.[CREATED_ANNOTATION]
   if (annotated) return validDate(annotated)
   // An index: its first platform's age (they are built together).
   const [config] = content.blobs
   if (!config) {
     const first = content.manifests[0] && (await repository.fetchManifest(content.manifests[0].digest))
-    return first && !INDEX_MEDIA_TYPES.has(first.mediaType) ? creationTime(repository, first) : undefined
+    return first && !INDEX_MEDIA_TYPES.has(first.mediaType) ? creationTime(repository, parseManifest(first, `manifest ${first.digest}`)) : undefined
   }
   const bytes = await readBlob(repository, config, MAX_CONFIG_BYTES)
   const created = (JSON.parse(bytes.toString('utf8')) as { created?: unknown }).created
@@ -209,11 +210,13 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
     [...candidates.values()].map((c) =>
       limit(async () => {
         try {
-          c.manifest = await repository.fetchManifest(c.digest)
-          if (!c.manifest) return
-          c.created = inventory.changed.get(c.digest) ?? (await creationTime(repository, c.manifest))
-          const content = parseManifest(c.manifest, `manifest ${c.digest}`)
-          c.bytes = c.manifest.bytes.length + content.blobs.reduce((n, d) => n + d.size, 0)
+          const manifest = await repository.fetchManifest(c.digest)
+          if (!manifest) return
+          // Parsed once, here: a manifest that is not what it says stays unread, and so is kept, not a fault of the run.
+          c.content = parseManifest(manifest, `manifest ${c.digest}`)
+          c.manifest = manifest
+          c.bytes = manifest.bytes.length + c.content.blobs.reduce((n, d) => n + d.size, 0)
+          c.created = inventory.changed.get(c.digest) ?? (await creationTime(repository, c.content))
         } catch (error) {
           log.debug(`${repository.name}@${c.digest}: ${errorMessage(error)}`)
         }
@@ -224,14 +227,11 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
   // Platform manifests and referrers go with their index or subject, never on their own: an untagged version of
   // GitHub Packages is as often one of those as an image.
   for (const c of [...candidates.values()]) {
-    if (!c.manifest || c.tags.length || c.history.length) continue
-    const content = parseManifest(c.manifest, `manifest ${c.digest}`)
-    const parent = content.subject?.digest
+    const parent = c.tags.length || c.history.length ? undefined : c.content?.subject?.digest
     if (parent && candidates.has(parent)) candidates.delete(c.digest)
   }
   for (const c of [...candidates.values()]) {
-    if (!c.manifest || !INDEX_MEDIA_TYPES.has(c.manifest.mediaType)) continue
-    for (const child of parseManifest(c.manifest, `index ${c.digest}`).manifests) {
+    for (const child of c.content?.manifests ?? []) {
       const known = candidates.get(child.digest)
       if (known && !known.tags.length && !known.history.length) candidates.delete(child.digest)
     }
@@ -276,7 +276,7 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
     for (const c of 'count' in window ? held.slice(0, window.count) : held) keep(c, `in the rollback window of ${environment} (${windowText}, history tags)`)
   }
   for (const c of all) {
-    if (!c.manifest) keep(c, 'its manifest cannot be read')
+    if (!c.content) keep(c, 'its manifest cannot be read')
     else if (!c.created) keep(c, 'its age is not known')
     else if (c.tags.some((t) => !request.pruneTags?.test(t))) keep(c, `tag ${c.tags.find((t) => !request.pruneTags?.test(t))!} is not matched by prune-tags`)
     else if (now.getTime() - c.created.getTime() < request.olderThanMs) keep(c, 'newer than older-than')
@@ -284,10 +284,9 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
   const eligible = all.filter((c) => !c.kept).sort((a, b) => b.created!.getTime() - a.created!.getTime())
   for (const c of eligible.slice(0, request.keepLast)) keep(c, `among the last ${request.keepLast} (keep-last)`)
   // The platforms of a kept index stay with it.
-  const keptDigests = new Set(all.filter((c) => c.kept).map((c) => c.digest))
-  const usedByKept = new Set<string>(keptDigests)
-  for (const c of all.filter((c) => c.kept && c.manifest && INDEX_MEDIA_TYPES.has(c.manifest.mediaType))) {
-    for (const child of parseManifest(c.manifest!, `index ${c.digest}`).manifests) {
+  const usedByKept = new Set(all.filter((c) => c.kept).map((c) => c.digest))
+  for (const c of all.filter((c) => c.kept)) {
+    for (const child of c.content?.manifests ?? []) {
       usedByKept.add(child.digest)
       const known = candidates.get(child.digest)
       if (known) keep(known, `a platform of kept index ${c.digest}`)
@@ -307,8 +306,7 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
     const digests = (attachmentTags.get(c.digest) ?? []).map((tag) => inventory.tags.get(tag)!)
     const referrers = await listReferrers(repository, c.digest)
     digests.push(...referrers.descriptors.map((d) => d.digest))
-    if (c.manifest && INDEX_MEDIA_TYPES.has(c.manifest.mediaType))
-      digests.push(...parseManifest(c.manifest, `index ${c.digest}`).manifests.map((m) => m.digest))
+    digests.push(...(c.content?.manifests ?? []).map((m) => m.digest))
     return digests
   }
   // A kept image's signatures and referrers are what it uses too: a fallback index of a doomed image (anyone who can
