@@ -10,6 +10,7 @@ import { PROMOTION_PREDICATE_TYPE } from './records.js'
 import {
   FULCIO_EXTENSIONS,
   GITHUB_ACTIONS_ISSUER,
+  escapeRegExp,
   exactIdentity,
   identityRegexp,
   signaturePredicateTypes,
@@ -190,10 +191,6 @@ function readIdentity(exactName: string, regexpName: string): IdentityPolicy | u
 }
 
 const GITHUB = 'https://github.com'
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
-}
 
 /** `acme/app` → `https://github.com/acme/app`; a full URL (GitHub Enterprise Server) stays as it is. */
 function githubUrl(value: string): string {

@@ -10,6 +10,7 @@ import { TAG_PATTERN } from './oci/reference.js'
 import type { PackageVersions } from './packages.js'
 import type { Logger } from './promote.js'
 import type { ImageVerifier } from './verify/index.js'
+import { escapeRegExp } from './verify/policy.js'
 
 /**
  * Retention that knows what was promoted: per digest (registries delete manifests, and a tag goes with its
@@ -368,7 +369,7 @@ function describe(c: Candidate, status: PrunedStatus, reason: string): PrunedDig
 
 /** The environment tags (those with history tags) and the release tags: what production may roll back to. */
 function defaultKeepTags(environments: ReadonlySet<string>, immutableTags: RegExp | undefined): RegExp | undefined {
-  const names = [...environments].map((e) => e.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+  const names = [...environments].map(escapeRegExp)
   const parts = [...names, ...(immutableTags ? [immutableTags.source.replace(/^\^/, '').replace(/\$$/, '')] : [])]
   return parts.length ? new RegExp(`^(?:${parts.join('|')})$`) : undefined
 }

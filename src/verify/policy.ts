@@ -74,7 +74,8 @@ export function signaturePredicateTypes(attestationType?: string): string[] {
   return [...new Set([COSIGN_SIGN_PREDICATE_TYPE, SLSA_PROVENANCE_V1, ...(attestationType ? [attestationType] : [])])]
 }
 
-function escapeRegExp(text: string): string {
+/** The text as a regular expression that matches it literally. */
+export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
 }
 
