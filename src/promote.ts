@@ -239,15 +239,12 @@ export async function promoteRelease(requests: readonly PromotionRequest[], deps
   }
   for (const p of prepared) await attachRecord(p, deps, log)
   const pending = prepared.flatMap((p) => p.pending)
-  if (requests.some((r) => r.historyTags))
-    await keepHistory(
-      prepared.flatMap((p) => (p.request.historyTags ? p.pending : [])),
-      options
-    )
+  await keepHistory(
+    prepared.flatMap((p) => (p.request.historyTags ? p.pending : [])),
+    options
+  )
   await moveTags(
-    pending,
-    written.map((w) => w.copied),
-    prepared,
+    prepared.flatMap((p, i) => p.pending.map((d) => ({ d, stats: written[i]!.copied, immutableTags: p.request.immutableTags }))),
     options
   )
   // Read back what this run wrote; a destination that already held the digest was read and hashed by its check.
@@ -494,16 +491,16 @@ async function copyContent(
  * environment. If any tag fails to move, the ones that did are put back where they were, across every image of a
  * release, so a failed run leaves no environment changed.
  */
-async function moveTags(pending: readonly Destination[], stats: readonly CopyStats[], prepared: readonly Prepared[], options: WriteOptions): Promise<void> {
-  const statsOf = new Map(prepared.flatMap((p, i) => p.pending.map((d) => [d, stats[i]!] as const)))
-  const floating = (d: Destination): boolean => d.tag !== undefined && !prepared.some((p) => p.pending.includes(d) && p.request.immutableTags?.test(d.tag!))
+async function moveTags(pending: readonly { d: Destination; stats: CopyStats; immutableTags: RegExp | undefined }[], options: WriteOptions): Promise<void> {
+  const floating = ({ d, immutableTags }: (typeof pending)[number]): boolean => d.tag !== undefined && !immutableTags?.test(d.tag)
   const moved: Destination[] = []
-  for (const wave of [pending.filter((d) => !floating(d)), pending.filter(floating)]) {
+  for (const entries of [pending.filter((e) => !floating(e)), pending.filter(floating)]) {
+    const wave = entries.map((e) => e.d)
     const outcomes = await Promise.allSettled(
-      wave.map((d) =>
+      entries.map(({ d, stats }) =>
         options.limit(async () => {
           await d.repository.putManifest(d.tag ?? d.root.digest, d.root)
-          statsOf.get(d)!.manifestsWritten++
+          stats.manifestsWritten++
           options.log.info(`${formatReference(d.ref)} -> ${d.root.digest}`)
         })
       )
