@@ -157,7 +157,7 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
             })
           : undefined
       const pruned = await prune(
-        stores.repository(inputs.images[0]!.image),
+        stores.repository(image),
         { ...inputs.prune!, ...(inputs.immutableTags ? { immutableTags: inputs.immutableTags } : {}), concurrency: inputs.concurrency },
         { log, ...(versions ? { versions } : {}), ...(recordVerifier ? { recordVerifier } : {}) }
       )

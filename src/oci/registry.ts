@@ -216,10 +216,18 @@ function checkDigestArgument(digest: string): string {
   return digest
 }
 
+/** An upload the registry opened (POST answered 202): where it goes on, and the chunk sizes it announced. */
+interface OpenedUpload {
+  readonly mounted: false
+  readonly location: URL
+  readonly chunkMax?: number
+  readonly chunkMin?: number
+}
+
 export class RemoteRepository implements Repository {
   readonly name: string
   readonly store: string
-  readonly #uploadsOpenedByMount = new Map<string, { mounted: false; location: URL; chunkMax?: number; chunkMin?: number }>()
+  readonly #uploadsOpenedByMount = new Map<string, OpenedUpload>()
 
   constructor(
     readonly client: RegistryClient,
@@ -428,10 +436,7 @@ export class RemoteRepository implements Repository {
     )
   }
 
-  async #startUpload(
-    query: string,
-    repositories: readonly string[] = [this.repository]
-  ): Promise<{ mounted: true } | { mounted: false; location: URL; chunkMax?: number; chunkMin?: number }> {
+  async #startUpload(query: string, repositories: readonly string[] = [this.repository]): Promise<{ mounted: true } | OpenedUpload> {
     const what = `POST blob upload ${this.name}`
     return this.#call(
       what,
