@@ -145,16 +145,26 @@ function readWholeNumber(name: string, fallback: number, min: number, max: numbe
   return value
 }
 
+/** A regular expression naming whole tags: anchored, so `v1` never matches `v10-hotfix`, nor `pr-.*` `prod-pr-1`. */
+function tagPattern(name: string, value: string, hint = ''): RegExp {
+  try {
+    return new RegExp(`^(?:${value})$`)
+  } catch (error) {
+    return fail(name, `"${value}" is not a valid regular expression (${errorMessage(error)})${hint}`, error)
+  }
+}
+
 function readImmutableTags(): RegExp | undefined {
   const value = read('immutable-tags').trim()
   if (value === '') return DEFAULT_IMMUTABLE_TAGS
   if (value === 'none') return undefined
-  try {
-    // Anchored, so `v1` cannot match `v10-hotfix` by accident.
-    return new RegExp(`^(?:${value})$`)
-  } catch (error) {
-    return fail('immutable-tags', `"${value}" is not a valid regular expression (${errorMessage(error)}); use "none" to allow every tag to move`, error)
-  }
+  return tagPattern('immutable-tags', value, '; use "none" to allow every tag to move')
+}
+
+/** keep-tags, prune-tags: a tag pattern, or undefined when not given. */
+function readPattern(name: string): RegExp | undefined {
+  const value = read(name).trim()
+  return value === '' ? undefined : tagPattern(name, value)
 }
 
 function readPublicKey(name: string): KeyObject | undefined {
@@ -535,17 +545,6 @@ function readDuration(name: string, fallback: string): number {
   const match = /^(\d{1,6})([mhdw])$/.exec(text)
   if (!match) return fail(name, `"${text}" is not a duration; use a number and a unit: 90m, 12h, 30d, 2w`)
   return Number(match[1]) * DURATION_UNITS[match[2]!]!
-}
-
-function readPattern(name: string): RegExp | undefined {
-  const value = read(name).trim()
-  if (value === '') return undefined
-  try {
-    // Anchored: a pattern names whole tags, so `pr-.*` never matches `prod-pr-1`.
-    return new RegExp(`^(?:${value})$`)
-  } catch (error) {
-    return fail(name, `"${value}" is not a valid regular expression (${errorMessage(error)})`)
-  }
 }
 
 function readPrune(image: Reference): PruneInputs {
