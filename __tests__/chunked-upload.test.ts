@@ -67,6 +67,17 @@ describe('a registry that caps request bodies', () => {
     expect(seen.filter((s) => s.startsWith('PATCH '))).toHaveLength(5)
   })
 
+  it('resumes mid-chunk when only part of a chunk landed, reading the source again up to where the upload stands', async () => {
+    const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true, halfPatch: 2, statusOnAnyLocation: true }, 300 * 1024)
+    await expectStored(image, repo)
+    // The second chunk landed in half: the upload goes on from the middle of it, in whole chunks again; no byte that
+    // landed is sent twice (what was sent, less the half that never reached the registry, is the blob) and the blob is
+    // not started over.
+    const patches = seen.filter((s) => s.startsWith('PATCH ')).map((s) => Number(s.split(' ')[1]))
+    expect(patches).toEqual([CAP, CAP, CAP, CAP, CAP, 300 * 1024 - CAP / 2 - 4 * CAP])
+    expect(patches.reduce((a, b) => a + b) - CAP / 2).toBe(300 * 1024)
+  })
+
   it('starts the blob over, safely, where the registry cannot say where a broken upload stands (Distribution 2.8)', async () => {
     const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true, breakPatch: 2 }, 300 * 1024)
     await expectStored(image, repo)

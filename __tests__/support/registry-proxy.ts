@@ -3,6 +3,7 @@
 // rate-limit header. Requests are forwarded with their Host header, so the registry's upload Locations point back
 // at the proxy; what a behaviour does not touch passes through untouched.
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import { Transform } from 'node:stream'
 
 export interface ProxyAnswer {
   readonly status: number
@@ -26,8 +27,36 @@ export interface RegistryProxy {
   stop(): Promise<void>
 }
 
-export async function startRegistryProxy(target: { host: string; port: number }, behaviours: readonly ProxyBehaviour[]): Promise<RegistryProxy> {
+export interface RegistryProxyOptions {
+  /**
+   * Each request and response body passes at no more than this rate, as over a network whose per-connection
+   * throughput is bounded (round-trip time × window) rather than over loopback, where reading and sending are
+   * nearly free, and a client that stops reading while it sends loses nothing it can see.
+   */
+  readonly bytesPerSecond?: number
+}
+
+/** Passes bytes on no faster than `bytesPerSecond`, from when the first one came. */
+function paced(bytesPerSecond: number): Transform {
+  let started: number | undefined
+  let sent = 0
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      started ??= performance.now()
+      sent += chunk.length
+      const due = started + (sent / bytesPerSecond) * 1000
+      setTimeout(() => done(null, chunk), Math.max(0, due - performance.now()))
+    }
+  })
+}
+
+export async function startRegistryProxy(
+  target: { host: string; port: number },
+  behaviours: readonly ProxyBehaviour[],
+  options: RegistryProxyOptions = {}
+): Promise<RegistryProxy> {
   const seen: string[] = []
+  const rate = options.bytesPerSecond
   const server = createServer((req, res) => {
     seen.push(`${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`)
     if (behaviours.some((b) => b.answer?.(req, res))) {
@@ -45,10 +74,10 @@ export async function startRegistryProxy(target: { host: string; port: number },
         return
       }
       res.writeHead(answer.status, answer.headers)
-      registry.pipe(res)
+      ;(rate === undefined ? registry : registry.pipe(paced(rate))).pipe(res)
     })
     upstream.on('error', () => res.socket?.destroy())
-    req.pipe(upstream)
+    ;(rate === undefined ? req : req.pipe(paced(rate))).pipe(upstream)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const host = `127.0.0.1:${(server.address() as { port: number }).port}`

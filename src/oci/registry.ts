@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { PromoteError } from '../errors.js'
 import { untrusted } from '../untrusted.js'
 import { RegistryAuth } from './auth.js'
@@ -169,8 +169,6 @@ export class RegistryClient {
 const TAGS_PAGE_SIZE = 1000
 const MAX_TAG_PAGES = 1000
 
-// Chunks are held in memory while sent: at most this much, whatever a registry allows.
-const MAX_CHUNK_BYTES = 16 * 1024 * 1024
 // A registry that refuses a PUT for its size without naming a limit gets chunks from here, halving down to the floor.
 const FALLBACK_CHUNK_BYTES = 8 * 1024 * 1024
 const MIN_CHUNK_BYTES = 64 * 1024
@@ -182,33 +180,108 @@ function positiveInteger(value: string | undefined): number | undefined {
   return value !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined
 }
 
-/** The chunk size to use: the registry's maximum, bounded by what we hold in memory, and never below its minimum. */
+/** The chunk size to use: the registry's maximum (chunks stream, so memory sets no bound), never below its minimum. */
 function chunkSize(max: number, min: number | undefined): number {
-  return Math.max(Math.min(max, MAX_CHUNK_BYTES), min ?? 1)
+  return Math.max(max, min ?? 1)
 }
 
 /**
- * Re-cuts a stream into pieces of `size` bytes (the last may be shorter), all in one buffer allocated once: each
- * piece is valid until the next is asked for. A chunked upload holds one chunk per blob in flight and no more
- * (a fresh buffer per chunk left the garbage of the previous ones to the collector and doubled the peak).
+ * The source of a chunked upload: each chunk's request body passes the source's bytes straight on as they arrive
+ * (reading overlaps sending, and nothing is held but what is in flight, exactly as in a single PUT). A chunk that
+ * must go again (refused for its size, or its request broke) is read again: the source is opened anew and read up
+ * to where the upload stands, so the registry's upload resumes from its Range and memory holds no copy of a chunk.
+ * (Holding each chunk in memory for that cost 16 MiB per blob in flight and made every chunk wait to be read
+ * whole before it was sent.)
  */
-async function* chunksOf(stream: Readable, size: number): AsyncGenerator<Buffer> {
-  const buffer = Buffer.allocUnsafe(size)
-  let filled = 0
-  for await (const data of stream) {
-    let input = data as Buffer
-    while (input.length > 0) {
-      const take = Math.min(size - filled, input.length)
-      input.copy(buffer, filled, 0, take)
-      filled += take
-      input = input.subarray(take)
-      if (filled === size) {
-        yield buffer
-        filled = 0
-      }
+class ChunkSource {
+  #stream: Readable | undefined
+  #iterator: AsyncIterator<Buffer> | undefined
+  #leftover: Buffer | undefined
+  #position = 0
+  #ended = false
+  // A request abandoned mid-body may still be reading when the next one starts: reads are serialised, and a read
+  // of an earlier request stops once another has begun.
+  #turn = 0
+  #reading: Promise<unknown> = Promise.resolve()
+
+  constructor(
+    readonly open: () => Promise<Readable>,
+    readonly what: string
+  ) {}
+
+  /** The body of the chunk of `length` bytes from `offset`: the source read (again, if need be) up to there, then passed on. */
+  async chunk(offset: number, length: number): Promise<Readable> {
+    const turn = ++this.#turn
+    await this.#serialised(async () => {
+      if (this.#position > offset || this.#iterator === undefined) await this.#reopen()
+      while (this.#position < offset) if ((await this.#read(offset - this.#position)) === undefined) break
+    })
+    return Readable.from(this.#take(turn, offset + length), { objectMode: false })
+  }
+
+  /** Bytes up to `until`, as they arrive; stops when a later chunk has begun or the source ended. */
+  async *#take(turn: number, until: number): AsyncGenerator<Buffer> {
+    while (turn === this.#turn && this.#position < until) {
+      const data = await this.#serialised(() => (turn === this.#turn ? this.#read(until - this.#position) : Promise.resolve(undefined)))
+      if (data === undefined) return
+      yield data
     }
   }
-  if (filled > 0) yield buffer.subarray(0, filled)
+
+  /** A source that ended before `size` bytes broke its descriptor (and broke the request that carried them). */
+  shortOf(size: number): PromoteError | undefined {
+    return this.#ended && this.#position < size
+      ? new PromoteError('BLOB_MISMATCH', `${this.what}: the source sent ${this.#position} bytes, not the ${size} its descriptor says`)
+      : undefined
+  }
+
+  /** After the last chunk: the source must end here (and a verifying stream gets to check its digest). */
+  async end(): Promise<void> {
+    ++this.#turn
+    const more = await this.#serialised(async () => this.#leftover !== undefined || (this.#iterator !== undefined && !(await this.#iterator.next()).done))
+    if (more) throw new PromoteError('BLOB_MISMATCH', `${this.what}: the source sent more bytes than its descriptor says`)
+  }
+
+  /** Lets the source go (a stream not read to its end holds its connection). */
+  close(): void {
+    ++this.#turn
+    this.#stream?.destroy()
+  }
+
+  #serialised<T>(read: () => Promise<T>): Promise<T> {
+    const next = this.#reading.then(read)
+    this.#reading = next.catch(() => undefined)
+    return next
+  }
+
+  async #reopen(): Promise<void> {
+    this.#stream?.destroy()
+    this.#stream = await this.open()
+    this.#iterator = (this.#stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+    this.#leftover = undefined
+    this.#position = 0
+    this.#ended = false
+  }
+
+  /** At most `max` bytes from the source, or undefined at its end. */
+  async #read(max: number): Promise<Buffer | undefined> {
+    let data = this.#leftover
+    this.#leftover = undefined
+    if (data === undefined) {
+      const next = await this.#iterator!.next()
+      if (next.done) {
+        this.#ended = true
+        return undefined
+      }
+      data = next.value
+    }
+    if (data.length > max) {
+      this.#leftover = data.subarray(max)
+      data = data.subarray(0, max)
+    }
+    this.#position += data.length
+    return data
+  }
 }
 
 function checkDigestArgument(digest: string): string {
@@ -518,9 +591,9 @@ export class RemoteRepository implements Repository {
   }
 
   /**
-   * Streams the blob in chunks of at most `size` bytes, each held in memory only while it is sent. A chunk
-   * refused with 413 is split in half (not below the registry's minimum); a chunk whose request broke is resent
-   * from where the registry's Range header says the upload stands, never blindly from the start.
+   * Sends the blob in chunks of at most `size` bytes, each streamed from the source as it arrives. A chunk refused
+   * with 413 is split in half (not below the registry's minimum); a chunk whose request broke is sent again from
+   * where the registry's Range header says the upload stands, never blindly from the start.
    */
   async #writeChunked(descriptor: Descriptor, open: () => Promise<Readable>, start: URL, size: number, refused?: string): Promise<void> {
     let location = start
@@ -528,16 +601,18 @@ export class RemoteRepository implements Repository {
     let chunkBytes = size
     let broken = 0
     const what = `PATCH blob ${this.name}@${descriptor.digest}`
-    // Pieces of the first chunk size: a 413 halves the chunks cut from each piece, and memory holds one piece.
-    for await (const piece of chunksOf(await open(), Math.max(1, Math.min(size, descriptor.size)))) {
-      let sent = 0
-      while (sent < piece.length) {
-        const chunk = piece.subarray(sent, sent + chunkBytes)
-        const outcome = await this.#patch(location, chunk, offset, what).catch(async (error: unknown) => {
+    const source = new ChunkSource(open, what)
+    try {
+      while (offset < descriptor.size) {
+        const from = offset
+        const length = Math.min(chunkBytes, descriptor.size - from)
+        const outcome = await this.#patch(location, () => source.chunk(from, length), length, from, what).catch(async (error: unknown) => {
+          const short = source.shortOf(descriptor.size)
+          if (short) throw short
           // The request broke: ask where the upload stands, and go on from there (a few times, then the whole blob is retried).
           const stands = ++broken <= MAX_CHUNK_RESUMES ? await this.#uploadStatus(location, what).catch(() => undefined) : undefined
-          if (stands === undefined || stands.offset < offset || stands.offset > offset + chunk.length) throw error
-          return { location: stands.location, accepted: stands.offset - offset }
+          if (stands === undefined || stands.offset < from || stands.offset > from + length) throw error
+          return { location: stands.location, accepted: stands.offset - from }
         })
         if (outcome === 'too-large') {
           if (chunkBytes <= MIN_CHUNK_BYTES)
@@ -547,11 +622,11 @@ export class RemoteRepository implements Repository {
         }
         location = outcome.location
         offset += outcome.accepted
-        sent += outcome.accepted
       }
+      await source.end()
+    } finally {
+      source.close()
     }
-    if (offset !== descriptor.size)
-      throw new PromoteError('BLOB_MISMATCH', `${what}: the source sent ${offset} bytes, not the ${descriptor.size} its descriptor says`)
     const url = new URL(location)
     url.searchParams.set('digest', descriptor.digest)
     const done = `PUT blob ${this.name}@${descriptor.digest} (last of its chunks)`
@@ -567,7 +642,13 @@ export class RemoteRepository implements Repository {
     )
   }
 
-  async #patch(location: URL, chunk: Buffer, offset: number, what: string): Promise<'too-large' | { location: URL; accepted: number }> {
+  async #patch(
+    location: URL,
+    body: () => Promise<Readable>,
+    length: number,
+    offset: number,
+    what: string
+  ): Promise<'too-large' | { location: URL; accepted: number }> {
     return this.#call(
       what,
       'PATCH',
@@ -580,15 +661,15 @@ export class RemoteRepository implements Repository {
         if (res.status !== 202 && res.status !== 204) throw await responseError(res, what)
         await res.body.dump()
         const next = headerValue(res.headers, 'location')
-        return { location: next ? new URL(next, this.client.baseUrl) : location, accepted: chunk.length }
+        return { location: next ? new URL(next, this.client.baseUrl) : location, accepted: length }
       },
       {
         headers: {
           'content-type': 'application/octet-stream',
-          'content-length': String(chunk.length),
-          'content-range': `${offset}-${offset + chunk.length - 1}`
+          'content-length': String(length),
+          'content-range': `${offset}-${offset + length - 1}`
         },
-        body: () => chunk,
+        body,
         retry: NO_RETRY
       }
     )
