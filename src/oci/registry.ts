@@ -172,6 +172,7 @@ const MAX_TAG_PAGES = 1000
 // A registry that refuses a PUT for its size without naming a limit gets chunks from here, halving down to the floor.
 const FALLBACK_CHUNK_BYTES = 8 * 1024 * 1024
 const MIN_CHUNK_BYTES = 64 * 1024
+const SEND_BATCH_BYTES = 256 * 1024
 // A chunk whose request broke is resent from the registry's Range this many times in one upload.
 const MAX_CHUNK_RESUMES = 3
 
@@ -186,6 +187,45 @@ function chunkSize(max: number, min: number | undefined): number {
 }
 
 /**
+ * A stream's chunks one at a time, as they were pushed. (Its async iterator reads whatever is buffered at once,
+ * joining several chunks into a copy: a cost per byte a pass-through does not need.)
+ */
+function pushedChunks(stream: Readable): () => Promise<Buffer | undefined> {
+  const queue: Buffer[] = []
+  let done = false
+  let failure: Error | undefined
+  let wake: (() => void) | undefined
+  const settle = (): void => {
+    done = true
+    wake?.()
+  }
+  stream.on('data', (data: Buffer) => {
+    queue.push(data)
+    stream.pause()
+    wake?.()
+  })
+  stream.once('end', settle)
+  stream.once('close', settle)
+  stream.once('error', (error: Error) => {
+    failure = error
+    settle()
+  })
+  stream.pause()
+  return async () => {
+    while (queue.length === 0 && !done) {
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        stream.resume()
+      })
+      wake = undefined
+    }
+    const data = queue.shift()
+    if (data === undefined && failure !== undefined) throw failure
+    return data
+  }
+}
+
+/**
  * The source of a chunked upload: each chunk's request body passes the source's bytes straight on as they arrive
  * (reading overlaps sending, and nothing is held but what is in flight, exactly as in a single PUT). A chunk that
  * must go again (refused for its size, or its request broke) is read again: the source is opened anew and read up
@@ -195,7 +235,7 @@ function chunkSize(max: number, min: number | undefined): number {
  */
 class ChunkSource {
   #stream: Readable | undefined
-  #iterator: AsyncIterator<Buffer> | undefined
+  #next: (() => Promise<Buffer | undefined>) | undefined
   #leftover: Buffer | undefined
   #position = 0
   #ended = false
@@ -213,7 +253,7 @@ class ChunkSource {
   async chunk(offset: number, length: number): Promise<Readable> {
     const turn = ++this.#turn
     await this.#serialised(async () => {
-      if (this.#position > offset || this.#iterator === undefined) await this.#reopen()
+      if (this.#position > offset || this.#next === undefined) await this.#reopen()
       while (this.#position < offset) if ((await this.#read(offset - this.#position)) === undefined) break
     })
     return Readable.from(this.#take(turn, offset + length), { objectMode: false })
@@ -221,10 +261,21 @@ class ChunkSource {
 
   /** Bytes up to `until`, as they arrive; stops when a later chunk has begun or the source ended. */
   async *#take(turn: number, until: number): AsyncGenerator<Buffer> {
-    while (turn === this.#turn && this.#position < until) {
-      const data = await this.#serialised(() => (turn === this.#turn ? this.#read(until - this.#position) : Promise.resolve(undefined)))
-      if (data === undefined) return
-      yield data
+    const current = (): boolean => turn === this.#turn && this.#position < until
+    while (current()) {
+      // A few hundred KiB a turn rather than each small read on its own: far less bookkeeping per byte.
+      const batch = await this.#serialised(async () => {
+        const parts: Buffer[] = []
+        for (let bytes = 0; bytes < SEND_BATCH_BYTES && current();) {
+          const data = await this.#read(until - this.#position)
+          if (data === undefined) break
+          parts.push(data)
+          bytes += data.length
+        }
+        return parts
+      })
+      if (batch.length === 0) return
+      yield* batch
     }
   }
 
@@ -238,7 +289,7 @@ class ChunkSource {
   /** After the last chunk: the source must end here (and a verifying stream gets to check its digest). */
   async end(): Promise<void> {
     ++this.#turn
-    const more = await this.#serialised(async () => this.#leftover !== undefined || (this.#iterator !== undefined && !(await this.#iterator.next()).done))
+    const more = await this.#serialised(async () => this.#leftover !== undefined || (this.#next !== undefined && (await this.#next()) !== undefined))
     if (more) throw new PromoteError('BLOB_MISMATCH', `${this.what}: the source sent more bytes than its descriptor says`)
   }
 
@@ -257,7 +308,7 @@ class ChunkSource {
   async #reopen(): Promise<void> {
     this.#stream?.destroy()
     this.#stream = await this.open()
-    this.#iterator = (this.#stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+    this.#next = pushedChunks(this.#stream)
     this.#leftover = undefined
     this.#position = 0
     this.#ended = false
@@ -268,12 +319,11 @@ class ChunkSource {
     let data = this.#leftover
     this.#leftover = undefined
     if (data === undefined) {
-      const next = await this.#iterator!.next()
-      if (next.done) {
+      data = await this.#next!()
+      if (data === undefined) {
         this.#ended = true
         return undefined
       }
-      data = next.value
     }
     if (data.length > max) {
       this.#leftover = data.subarray(max)
