@@ -2,7 +2,9 @@
 // distribution spec describes; the real registry behind the capping proxy stores exactly the blob.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { buildImage, type Image } from '../scripts/lib/images.ts'
+import { request } from 'node:http'
 import { startBodyCapProxy, type BodyCapOptions } from './support/body-cap-proxy.ts'
+import { pathOf, startRegistryProxy, targetOf } from './support/registry-proxy.ts'
 import { createHarness } from './support/harness.ts'
 import { hasBlob, pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 
@@ -19,7 +21,7 @@ afterAll(async () => {
 })
 
 /** Promotes a fresh image with one layer of `layerBytes` to the capped registry, through a proxy with `options`. */
-async function promoteThrough(options: BodyCapOptions, layerBytes: number): Promise<{ image: Image; repo: string; seen: string[] }> {
+async function promoteThrough(options: BodyCapOptions, layerBytes: number, sourceHost = source.host): Promise<{ image: Image; repo: string; seen: string[] }> {
   const image = buildImage({ layerSizes: [layerBytes], uncompressed: true })
   const repo = `chunked/app${++seq}`
   await pushImage(source.url, repo, 'build', image)
@@ -27,7 +29,7 @@ async function promoteThrough(options: BodyCapOptions, layerBytes: number): Prom
   const proxy = await startBodyCapProxy({ host, port: Number(port) }, options)
   const h = createHarness()
   try {
-    await h.run({ source: `${source.host}/${repo}:build`, to: [`${proxy.host}/${repo}:prod`] })
+    await h.run({ source: `${sourceHost}/${repo}:build`, to: [`${proxy.host}/${repo}:prod`] })
     return { image, repo, seen: proxy.seen }
   } finally {
     await h.close()
@@ -76,6 +78,53 @@ describe('a registry that caps request bodies', () => {
     const patches = seen.filter((s) => s.startsWith('PATCH ')).map((s) => Number(s.split(' ')[1]))
     expect(patches).toEqual([CAP, CAP, CAP, CAP, CAP, 300 * 1024 - CAP / 2 - 4 * CAP])
     expect(patches.reduce((a, b) => a + b) - CAP / 2).toBe(300 * 1024)
+  })
+
+  it('goes on from where the upload stands when the source breaks mid-chunk, reading the source anew', async () => {
+    // The source registry's answer to the first download of the large layer is cut after 100 KiB: in the middle of
+    // the second chunk, whose request breaks with it.
+    const blobGets: string[] = []
+    const cutting = await startRegistryProxy(targetOf(source.host), [
+      {
+        answer(req, res) {
+          if (req.method !== 'GET' || !pathOf(req).includes('/blobs/sha256:')) return false
+          blobGets.push(pathOf(req))
+          if (blobGets.filter((p) => p === pathOf(req)).length > 1) return false
+          const upstream = request({ ...targetOf(source.host), method: 'GET', path: req.url, headers: req.headers }, (answer) => {
+            if (Number(answer.headers['content-length']) < 200 * 1024) {
+              res.writeHead(answer.statusCode ?? 502, answer.headers)
+              return void answer.pipe(res)
+            }
+            res.writeHead(answer.statusCode ?? 502, answer.headers)
+            let sent = 0
+            answer.on('data', (data: Buffer) => {
+              const room = 100 * 1024 - sent
+              if (room > 0) res.write(data.subarray(0, room))
+              sent += data.length
+              if (sent >= 100 * 1024) {
+                answer.destroy()
+                res.socket?.destroy()
+              }
+            })
+          })
+          upstream.end()
+          return true
+        }
+      }
+    ])
+    try {
+      const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true, statusOnAnyLocation: true }, 300 * 1024, cutting.host)
+      await expectStored(image, repo)
+      const layer = image.blobs.find((b) => b.size === 300 * 1024)!
+      // The layer was downloaded twice (the second time read up to where the upload stood), and no byte went to the
+      // registry twice: the upload went on rather than starting over, in chunks within the cap.
+      expect(blobGets.filter((p) => p.endsWith(layer.digest))).toHaveLength(2)
+      const patches = seen.filter((s) => s.startsWith('PATCH ')).map((s) => Number(s.split(' ')[1]))
+      expect(patches.reduce((a, b) => a + b)).toBe(300 * 1024)
+      expect(Math.max(...patches)).toBeLessThanOrEqual(CAP)
+    } finally {
+      await cutting.stop()
+    }
   })
 
   it('starts the blob over, safely, where the registry cannot say where a broken upload stands (Distribution 2.8)', async () => {

@@ -239,6 +239,8 @@ class ChunkSource {
   #leftover: Buffer | undefined
   #position = 0
   #ended = false
+  // The source broke (a connection cut): the next chunk opens it anew rather than read a dead stream.
+  #failed = false
   // A request abandoned mid-body may still be reading when the next one starts: reads are serialised, and a read
   // of an earlier request stops once another has begun.
   #turn = 0
@@ -253,7 +255,7 @@ class ChunkSource {
   async chunk(offset: number, length: number): Promise<Readable> {
     const turn = ++this.#turn
     await this.#serialised(async () => {
-      if (this.#position > offset || this.#next === undefined) await this.#reopen()
+      if (this.#position > offset || this.#next === undefined || this.#failed) await this.#reopen()
       while (this.#position < offset) if ((await this.#read(offset - this.#position)) === undefined) break
     })
     return Readable.from(this.#take(turn, offset + length), { objectMode: false })
@@ -312,6 +314,7 @@ class ChunkSource {
     this.#leftover = undefined
     this.#position = 0
     this.#ended = false
+    this.#failed = false
   }
 
   /** At most `max` bytes from the source, or undefined at its end. */
@@ -319,7 +322,10 @@ class ChunkSource {
     let data = this.#leftover
     this.#leftover = undefined
     if (data === undefined) {
-      data = await this.#next!()
+      data = await this.#next!().catch((error: unknown) => {
+        this.#failed = true
+        throw error
+      })
       if (data === undefined) {
         this.#ended = true
         return undefined
