@@ -11,7 +11,7 @@ import { cpus, totalmem, tmpdir } from 'node:os'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { baseLayer, buildImage, buildMultiArch, contentOf, type Image } from '../scripts/lib/images.ts'
-import { runAction, runProcess, type ProcessRun } from '../scripts/lib/runner.ts'
+import { exitedChildrenCpuMs, runAction, runProcess, type ProcessRun } from '../scripts/lib/runner.ts'
 import { startBodyCapProxy } from '../__tests__/support/body-cap-proxy.ts'
 import { startRegistryProxy, targetOf } from '../__tests__/support/registry-proxy.ts'
 import { pushImage, startRegistry, type RunningRegistry } from '../__tests__/support/registry.ts'
@@ -128,6 +128,20 @@ interface Row {
   targetMs?: number
 }
 const rows: Row[] = []
+const cpuNotes: string[] = []
+
+/** CPU time spent during a stretch of the benchmark: by the processes it ran (exited since), and by the registries. */
+interface CpuSpent {
+  readonly client: number
+  readonly registries: number
+}
+
+/** Starts counting CPU; the function it returns says what was spent since. */
+function cpuMeter(registries: readonly RunningRegistry[]): () => CpuSpent {
+  const client = exitedChildrenCpuMs()
+  const served = registries.reduce((sum, r) => sum + r.cpuMs(), 0)
+  return () => ({ client: exitedChildrenCpuMs() - client, registries: registries.reduce((sum, r) => sum + r.cpuMs(), 0) - served })
+}
 const memory: string[] = []
 const scaling: string[] = []
 
@@ -177,17 +191,26 @@ async function releaseScenario(source: RunningRegistry): Promise<void> {
   const copies = (sourceHost: string, target: string): (() => Promise<ProcessRun>)[] =>
     repos.map((repo) => () => skopeo(`${sourceHost}/${repo}:build`, `${target}/${repo}:staging`))
   const runs = { promote: [] as ProcessRun[], sequential: [] as number[], parallel: [] as number[] }
+  const cpu = { promote: [] as CpuSpent[], sequential: [] as CpuSpent[], parallel: [] as CpuSpent[] }
   for (let i = 0; i < RUNS; i++) {
-    await withFreshRegistry(async (target) => runs.promote.push(await promote({ release: document(source.host, target.host) })))
     await withFreshRegistry(async (target) => {
+      const meter = cpuMeter([source, target])
+      runs.promote.push(await promote({ release: document(source.host, target.host) }))
+      cpu.promote.push(meter())
+    })
+    await withFreshRegistry(async (target) => {
+      const meter = cpuMeter([source, target])
       const started = performance.now()
       await pool(copies(source.host, target.host), 1)
       runs.sequential.push(performance.now() - started)
+      cpu.sequential.push(meter())
     })
     await withFreshRegistry(async (target) => {
+      const meter = cpuMeter([source, target])
       const started = performance.now()
       await pool(copies(source.host, target.host), 8)
       runs.parallel.push(performance.now() - started)
+      cpu.parallel.push(meter())
     })
   }
   const ours = median(runs.promote.map((r) => r.ms))
@@ -207,6 +230,19 @@ async function releaseScenario(source: RunningRegistry): Promise<void> {
     met: ours <= 0.2 * sequential && ours <= 0.6 * parallel && requests.promote <= requests.sequential && rss < 200,
     note: `${requests.promote} registry requests against ${requests.sequential} for the skopeo loop; peak RSS ${rss.toFixed(0)} MiB`
   })
+  // On a machine this small the run is bound by CPU, its own and the registries' serving it: no run can take less
+  // than the CPU it and they spend divided by the cores, however well it overlaps its requests.
+  const spent = (what: CpuSpent[]): { client: number; registries: number } => ({
+    client: median(what.map((c) => c.client)),
+    registries: median(what.map((c) => c.registries))
+  })
+  const [ourCpu, loopCpu, parallelCpu] = [spent(cpu.promote), spent(cpu.sequential), spent(cpu.parallel)]
+  const floor = (ourCpu.client + ourCpu.registries) / cpus().length
+  cpuNotes.push(
+    `release of 20 images: CPU per run (medians) — oci-promote ${ourCpu.client} ms + registries ${ourCpu.registries} ms; ` +
+      `skopeo loop ${loopCpu.client} ms + registries ${loopCpu.registries} ms; skopeo 8 at a time ${parallelCpu.client} ms + registries ${parallelCpu.registries} ms. ` +
+      `On ${cpus().length} cores no oci-promote run can take less than ${floor.toFixed(0)} ms (${(floor / sequential).toFixed(2)} × the loop, ${(floor / parallel).toFixed(2)} × 8 at a time).`
+  )
   // How time grows with the release: nearly flat while concurrency has room, then linear.
   for (const count of [5, 20, 80]) {
     const scaled = count === 20 ? repos : await seedRelease(source, `rel${count}`, count)
@@ -480,6 +516,8 @@ function report(floor: { node: number; load: number }): void {
         (r) =>
           `- ${r.scenario}: the target is ${ms(r.targetMs)}, ${r.targetMs! < floor.node ? 'less than Node itself needs to start and exit' : 'less than loading the action takes'}; the run spends ${ms(r.promote - floor.load)} beyond start-up.`
       ),
+    '',
+    ...cpuNotes,
     '',
     'A release as it grows (one run, cold registry, one tag per image):',
     '',

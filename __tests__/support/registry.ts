@@ -2,6 +2,7 @@
 // for a test file, anonymous, with htpasswd Basic auth, or with a token server.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -54,6 +55,8 @@ export interface RunningRegistry {
   /** `127.0.0.1:PORT`, the registry part of references. */
   readonly host: string
   readonly url: string
+  /** CPU time the registry process has used so far (user and system), where /proc says; 0 elsewhere. */
+  cpuMs(): number
   stop(): Promise<void>
 }
 
@@ -78,6 +81,16 @@ async function waitUntilServing(url: string, child: ChildProcess, output: () => 
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`docker-registry did not start within 15 s: ${output()}`)
+}
+
+/** User and system CPU time of a process from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 10 ms). */
+export function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return 0
+  }
 }
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
@@ -120,6 +133,7 @@ ${authSection(options)}`
   return {
     host: `127.0.0.1:${port}`,
     url,
+    cpuMs: () => (child.pid ? processCpuMs(child.pid) : 0),
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r))

@@ -54,6 +54,20 @@ function readPeakRss(pid: number): number {
   }
 }
 
+/**
+ * CPU time (user and system) of this process's children that have exited and been waited for, from
+ * /proc/self/stat (cutime and cstime, in clock ticks of 10 ms); 0 where /proc is not available. The difference
+ * across a stretch of runs is what those runs' processes used.
+ */
+export function exitedChildrenCpuMs(): number {
+  try {
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[13]) + Number(fields[14])) * 10
+  } catch {
+    return 0
+  }
+}
+
 /** Runs a command to completion, timing it and sampling its peak memory. */
 export async function runProcess(command: string, args: readonly string[], env: Record<string, string | undefined> = process.env): Promise<ProcessRun> {
   return new Promise((resolve, reject) => {
