@@ -136,6 +136,8 @@ interface CpuSpent {
   readonly registries: number
 }
 
+const cpuMedian = (spent: readonly CpuSpent[], who: keyof CpuSpent): number => median(spent.map((c) => c[who]))
+
 /** Starts counting CPU; the function it returns says what was spent since. */
 function cpuMeter(registries: readonly RunningRegistry[]): () => CpuSpent {
   const client = exitedChildrenCpuMs()
@@ -232,10 +234,7 @@ async function releaseScenario(source: RunningRegistry): Promise<void> {
   })
   // On a machine this small the run is bound by CPU, its own and the registries' serving it: no run can take less
   // than the CPU it and they spend divided by the cores, however well it overlaps its requests.
-  const spent = (what: CpuSpent[]): { client: number; registries: number } => ({
-    client: median(what.map((c) => c.client)),
-    registries: median(what.map((c) => c.registries))
-  })
+  const spent = (what: CpuSpent[]): CpuSpent => ({ client: cpuMedian(what, 'client'), registries: cpuMedian(what, 'registries') })
   const [ourCpu, loopCpu, parallelCpu] = [spent(cpu.promote), spent(cpu.sequential), spent(cpu.parallel)]
   const floor = (ourCpu.client + ourCpu.registries) / cpus().length
   cpuNotes.push(
@@ -349,6 +348,7 @@ async function main(): Promise<void> {
     const NETWORK_RATE = 32 * MiB
     for (const network of [false, true]) {
       const chunked = { single: [] as ProcessRun[], chunked: [] as ProcessRun[], requests: [] as string[] }
+      const spent = { single: [] as CpuSpent[], chunked: [] as CpuSpent[] }
       const paced = network ? await startRegistryProxy(targetOf(source.host), [], { bytesPerSecond: NETWORK_RATE }) : undefined
       try {
         for (let i = 0; i < RUNS; i++) {
@@ -359,7 +359,9 @@ async function main(): Promise<void> {
                 ...(network ? { bytesPerSecond: NETWORK_RATE } : {})
               })
               try {
+                const meter = cpuMeter([source, target])
                 const run = await promote({ image: `${paced?.host ?? source.host}/bench/big:build`, to: `${cap.host}/bench/big:prod` })
+                ;(capped ? spent.chunked : spent.single).push(meter())
                 ;(capped ? chunked.chunked : chunked.single).push(run)
                 if (capped) chunked.requests = run.requests
               } finally {
@@ -380,7 +382,10 @@ async function main(): Promise<void> {
         ratio: `${(inChunks / single).toFixed(2)} × single PUT (${single.toFixed(0)} ms)`,
         target: '≤ 1.0 × single PUT',
         met: inChunks <= single,
-        note: `${requestSummary(chunked.requests)}; peak RSS ${rss(chunked.chunked)} chunked, ${rss(chunked.single)} single PUT (both through the same proxy)`
+        note:
+          `${requestSummary(chunked.requests)}; peak RSS ${rss(chunked.chunked)} chunked, ${rss(chunked.single)} single PUT (both through the same proxy); ` +
+          `CPU (medians) chunked: oci-promote ${cpuMedian(spent.chunked, 'client')} ms, registries ${cpuMedian(spent.chunked, 'registries')} ms; ` +
+          `single PUT: ${cpuMedian(spent.single, 'client')} ms, ${cpuMedian(spent.single, 'registries')} ms`
       })
     }
 
