@@ -220,6 +220,11 @@ export class Transport {
           method: current.method,
           headers,
           body: current.body ?? null,
+          // undici closes the connection after every HEAD (nodejs/undici#258: a server that sends a body with its
+          // answer would desynchronise the next one). Registries answer many HEADs (blob and tag probes): a fresh
+          // connection, and over TLS a fresh handshake, for each cost more than the probes themselves. A body sent
+          // anyway can only garble that registry's own next answer, which is hashed and checked like any other.
+          reset: false,
           ...(this.#signal ? { signal: this.#signal } : {})
         })
       } catch (error) {
