@@ -62,6 +62,15 @@ describe('a registry that caps request bodies', () => {
     expect(seen.some((s) => s === `PATCH ${CAP}`)).toBe(true)
   })
 
+  it('does not cut chunks below 64 KiB, whatever maximum a registry announces (1 byte would be a request per byte)', async () => {
+    const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true, announced: 1 }, 300 * 1024)
+    await expectStored(image, repo)
+    // Every blob goes in chunks (each is over the announced byte): the layer in five of 64 KiB or less, the config in one.
+    const patches = seen.filter((s) => s.startsWith('PATCH ')).map((s) => Number(s.split(' ')[1]))
+    expect(patches).toHaveLength(6)
+    expect(patches.reduce((a, b) => a + b)).toBe(image.blobs.reduce((n, b) => n + b.size, 0))
+  })
+
   it("resumes from the registry's Range when a chunk's answer is lost, instead of starting the blob over", async () => {
     const { image, repo, seen } = await promoteThrough({ maxBody: CAP, announce: true, breakPatch: 2, statusOnAnyLocation: true }, 300 * 1024)
     await expectStored(image, repo)

@@ -8,6 +8,8 @@ export interface BodyCapOptions extends RegistryProxyOptions {
   readonly maxBody: number
   /** Say the cap in OCI-Chunk-Max-Length when an upload starts (Cloudflare does; a plain 413 does not). */
   readonly announce: boolean
+  /** Announce this maximum instead of the real cap (a registry that says less than it takes). */
+  readonly announced?: number
   /** Forward the PATCH with this number (1-based) to the registry, then break the connection before answering. */
   readonly breakPatch?: number
   /** Forward only the first half of the PATCH with this number (1-based) to the registry, then break the connection: a chunk that landed in part. */
@@ -70,7 +72,7 @@ export async function startBodyCapProxy(target: { host: string; port: number }, 
           }
           if (req.method === 'PATCH' && ++patches === options.breakPatch) return 'break'
           const announce = options.announce && req.method === 'POST' && /\/blobs\/uploads\/$/.test(pathOf(req))
-          return announce ? { ...answer, headers: { ...answer.headers, 'oci-chunk-max-length': String(options.maxBody) } } : answer
+          return announce ? { ...answer, headers: { ...answer.headers, 'oci-chunk-max-length': String(options.announced ?? options.maxBody) } } : answer
         }
       }
     ],

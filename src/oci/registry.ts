@@ -181,9 +181,13 @@ function positiveInteger(value: string | undefined): number | undefined {
   return value !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined
 }
 
-/** The chunk size to use: the registry's maximum (chunks stream, so memory sets no bound), never below its minimum. */
+/**
+ * The chunk size to use: the registry's maximum (chunks stream, so memory sets no bound), never below its minimum,
+ * nor below MIN_CHUNK_BYTES: a registry announcing a 1-byte maximum would otherwise cost a request per byte. One that
+ * truly takes less refuses the chunk with 413, and the upload fails saying so.
+ */
 function chunkSize(max: number, min: number | undefined): number {
-  return Math.max(max, min ?? 1)
+  return Math.max(max, min ?? 1, MIN_CHUNK_BYTES)
 }
 
 /**
