@@ -2,12 +2,12 @@
 // for a test file, anonymous, with htpasswd Basic auth, or with a token server.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { contentOf, type Image } from '../../scripts/lib/images.ts'
+import { cpuMs } from '../../scripts/lib/runner.ts'
 
 export const HTPASSWD = fileURLToPath(new URL('../fixtures/htpasswd', import.meta.url))
 export const USERS = {
@@ -83,16 +83,6 @@ async function waitUntilServing(url: string, child: ChildProcess, output: () => 
   throw new Error(`docker-registry did not start within 15 s: ${output()}`)
 }
 
-/** User and system CPU time of a process from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 10 ms). */
-export function processCpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * 10
-  } catch {
-    return 0
-  }
-}
-
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
   const binary = registryBinary()
   const dir = await mkdtemp(join(tmpdir(), 'oci-promote-registry-'))
@@ -133,7 +123,7 @@ ${authSection(options)}`
   return {
     host: `127.0.0.1:${port}`,
     url,
-    cpuMs: () => (child.pid ? processCpuMs(child.pid) : 0),
+    cpuMs: () => (child.pid ? cpuMs(child.pid) : 0),
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r))

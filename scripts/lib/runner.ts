@@ -55,18 +55,21 @@ function readPeakRss(pid: number): number {
 }
 
 /**
- * CPU time (user and system) of this process's children that have exited and been waited for, from
- * /proc/self/stat (cutime and cstime, in clock ticks of 10 ms); 0 where /proc is not available. The difference
- * across a stretch of runs is what those runs' processes used.
+ * CPU time (user and system) from /proc/<pid>/stat, in ms (clock ticks of 10 ms): a process's own (utime, stime),
+ * or that of its children that have exited and been waited for (cutime, cstime); 0 where /proc is not available.
  */
-export function exitedChildrenCpuMs(): number {
+export function cpuMs(pid: number | 'self', whose: 'own' | 'exited children' = 'own'): number {
   try {
-    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')
-    return (Number(fields[13]) + Number(fields[14])) * 10
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    const at = whose === 'own' ? 11 : 13
+    return (Number(fields[at]) + Number(fields[at + 1])) * 10
   } catch {
     return 0
   }
 }
+
+/** The CPU this process's exited children used: across a stretch of runs, what those runs' processes spent. */
+export const exitedChildrenCpuMs = (): number => cpuMs('self', 'exited children')
 
 /** Runs a command to completion, timing it and sampling its peak memory. */
 export async function runProcess(command: string, args: readonly string[], env: Record<string, string | undefined> = process.env): Promise<ProcessRun> {
