@@ -331,6 +331,35 @@ describe('mode: prune', () => {
     }
   })
 
+  it("lists every tag across the registry's pages, following its Link header", async () => {
+    // Distribution 2.8 answers the whole list at once; the distribution spec lets a registry page it by `n` and `last`
+    // and say where the next page is in a Link header (distribution-spec, "Listing Tags"). Pages of 4 here.
+    const all = ((await (await fetch(`${registry.url}/v2/${REPO}/tags/list`)).json()) as { tags: string[] }).tags.sort()
+    const paging = await startRegistryProxy(targetOf(registry.host), [
+      {
+        answer(req, res) {
+          const url = new URL(req.url ?? '/', 'http://x')
+          if (!url.pathname.endsWith('/tags/list')) return false
+          const last = url.searchParams.get('last')
+          const page = all.filter((t) => last === null || t > last).slice(0, 4)
+          const more = page.length > 0 && page.at(-1)! < all.at(-1)!
+          const link = more ? { link: `<${url.pathname}?n=4&last=${page.at(-1)}>; rel="next"` } : {}
+          res.writeHead(200, { 'content-type': 'application/json', ...link }).end(JSON.stringify({ name: REPO, tags: page }))
+          return true
+        }
+      }
+    ])
+    const h = createHarness()
+    try {
+      const listed = await h.stores.repository({ kind: 'registry', registry: paging.host, repository: REPO }).listTags()
+      expect(listed.sort()).toEqual(all)
+      expect(paging.seen.filter((s) => s.endsWith('/tags/list')).length).toBe(Math.ceil(all.length / 4))
+    } finally {
+      await h.close()
+      await paging.stop()
+    }
+  })
+
   it('a registry that refuses deletion (405 UNSUPPORTED) is reported with what would have been deleted', async () => {
     const refusing = await startRegistryProxy(targetOf(registry.host), [
       { answer: (req, res) => req.method === 'DELETE' && ociError(res, 405, 'UNSUPPORTED', 'The operation is unsupported.') }

@@ -1,8 +1,9 @@
 import { getOctokit } from '@actions/github'
 import { PromoteError, errorMessage } from './errors.js'
-import { DEFAULT_API_URL, nextLink } from './github-api.js'
+import { DEFAULT_API_URL } from './github-api.js'
 import { SHA256_DIGEST } from './oci/digest.js'
 import { TAG_PATTERN } from './oci/reference.js'
+import { nextLink } from './oci/transport.js'
 import { untrusted } from './untrusted.js'
 
 /**

@@ -8,7 +8,7 @@ import { MAX_MANIFEST_BYTES, indexEntries, toManifest, type Descriptor, type Ind
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.js'
 import { TAG_PATTERN, isLoopbackHost, registryApiHost } from './reference.js'
 import type { Repository } from './repository.js'
-import { NO_RETRY, headerValue, readLimited, type HttpMethod, type HttpResponse, type Transport } from './transport.js'
+import { NO_RETRY, headerValue, nextLink, readLimited, type HttpMethod, type HttpResponse, type Transport } from './transport.js'
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024
 
@@ -507,8 +507,8 @@ export class RemoteRepository implements Repository {
         }
         // A registry answers null for a repository without tags; anything that is not a valid tag is not one.
         if (Array.isArray(listed)) for (const tag of listed) if (typeof tag === 'string' && TAG_PATTERN.test(tag)) tags.push(tag)
-        const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(headerValue(res.headers, 'link') ?? '')
-        return link ? new URL(link[1]!, this.client.baseUrl) : undefined
+        const link = nextLink(headerValue(res.headers, 'link'))
+        return link ? new URL(link, this.client.baseUrl) : undefined
       })
     }
     return [...new Set(tags)]

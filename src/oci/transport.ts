@@ -94,6 +94,18 @@ export function createDispatcher(options: TimeoutOptions = {}): Dispatcher {
   return proxied ? new EnvHttpProxyAgent(agentOptions) : new Agent(agentOptions)
 }
 
+/**
+ * The `rel="next"` target of a Link header (RFC 8288): how a registry pages its tag list (distribution-spec, "Listing
+ * Tags") and GitHub's REST API its lists (`page` numbers or `after` cursors).
+ */
+export function nextLink(header: string | undefined): string | undefined {
+  for (const part of header?.split(',') ?? []) {
+    const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part)
+    if (match && /(?:^|;)\s*rel\s*=\s*"?next"?\s*(?:;|$)/i.test(match[2]!)) return match[1]
+  }
+  return undefined
+}
+
 /** URL without query or fragment: upload locations and presigned storage URLs carry secrets there. */
 export function redactUrl(url: URL): string {
   return `${url.origin}${url.pathname}`

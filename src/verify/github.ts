@@ -1,10 +1,10 @@
 import { getOctokit } from '@actions/github'
 import { errorMessage } from '../errors.js'
-import { DEFAULT_API_URL, nextLink } from '../github-api.js'
+import { DEFAULT_API_URL } from '../github-api.js'
 import { isLinkLocal, isPrivateAddress } from '../oci/addresses.js'
 import { Agent, request } from '../oci/http.js'
 import { isLoopbackHost } from '../oci/reference.js'
-import { readLimited } from '../oci/transport.js'
+import { nextLink, readLimited } from '../oci/transport.js'
 import { untrusted } from '../untrusted.js'
 import { evidenceFromBundles, type Evidence, type EvidenceBatch } from './evidence.js'
 
