@@ -37,6 +37,10 @@ export async function startBodyCapProxy(target: { host: string; port: number }, 
   let patchesArrived = 0
   // Per upload (its path), the latest location the registry handed out.
   const latest = new Map<string, string>()
+  const remember = (location: string): void => {
+    const next = new URL(location, 'http://x')
+    latest.set(next.pathname, next.pathname + next.search)
+  }
   const proxy = await startRegistryProxy(
     target,
     [
@@ -47,12 +51,7 @@ export async function startBodyCapProxy(target: { host: string; port: number }, 
           if (length <= options.maxBody) {
             seen.push(`${req.method} ${length}`)
             if (req.method === 'PATCH' && ++patchesArrived === options.halfPatch) {
-              landHalf(
-                target,
-                req,
-                (location) => latest.set(new URL(location, 'http://x').pathname, location),
-                () => res.socket?.destroy()
-              )
+              landHalf(target, req, remember, () => res.socket?.destroy())
               return true
             }
             return false
@@ -65,11 +64,7 @@ export async function startBodyCapProxy(target: { host: string; port: number }, 
           if (options.statusOnAnyLocation && req.method === 'GET' && path.includes('/blobs/uploads/') && latest.has(path)) req.url = latest.get(path)
         },
         respond(req, answer) {
-          const location = answer.headers.location
-          if (location) {
-            const next = new URL(location, 'http://x')
-            latest.set(next.pathname, next.pathname + next.search)
-          }
+          if (answer.headers.location) remember(answer.headers.location)
           if (req.method === 'PATCH' && ++patches === options.breakPatch) return 'break'
           const announce = options.announce && req.method === 'POST' && /\/blobs\/uploads\/$/.test(pathOf(req))
           return announce ? { ...answer, headers: { ...answer.headers, 'oci-chunk-max-length': String(options.announced ?? options.maxBody) } } : answer
@@ -92,8 +87,7 @@ function landHalf(target: { host: string; port: number }, req: IncomingMessage, 
     const headers = { ...req.headers, 'content-length': String(half.length), 'content-range': `${start}-${start + half.length - 1}` }
     const upstream = request({ host: target.host, port: target.port, method: 'PATCH', path: req.url, headers }, (answer) => {
       answer.resume()
-      const location = answer.headers.location
-      if (location) landed(new URL(location, 'http://x').pathname + new URL(location, 'http://x').search)
+      if (answer.headers.location) landed(answer.headers.location)
       broken()
     })
     upstream.on('error', broken)
