@@ -5,7 +5,7 @@ import { INDEX_MEDIA_TYPES } from './oci/media-types.js'
 import { listReferrers, readBlob } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
 import { verifiedRecords } from './gates.js'
-import { findAttachments } from './oci/attachments.js'
+import { LEGACY_SUFFIXES, findAttachments } from './oci/attachments.js'
 import { TAG_PATTERN } from './oci/reference.js'
 import type { PackageVersions } from './packages.js'
 import type { Logger } from './promote.js'
@@ -61,7 +61,8 @@ export interface PruneResult {
   readonly attachmentsDeleted: number
 }
 
-const COSIGN_TAG = /^sha256-([a-f0-9]{64})\.(sig|att|sbom)$/
+// cosign's `sha256-<hex>.sig/.att/.sbom`, the suffixes attachments.ts looks up.
+const COSIGN_TAG = new RegExp(`^sha256-([a-f0-9]{64})\\.(${LEGACY_SUFFIXES.join('|')})$`)
 const FALLBACK_TAG = /^sha256-([a-f0-9]{64})$/
 // historyTag() in promote.ts: `<tag>--<first 16 hex of the digest>`.
 const HISTORY_TAG = /^(.+)--([a-f0-9]{16})$/
