@@ -63,6 +63,18 @@ describe('dist/index.js', () => {
     expect(JSON.parse(verify.outputs['promoted']!).map((p: { status: string }) => p.status)).toEqual(['verified', 'verified'])
   })
 
+  it('writes a debug line per request only when the run asks for debug output (RUNNER_DEBUG=1)', async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'acme/quiet', 'build', image)
+    const inputs = { image: `${registry.host}/acme/quiet:build`, to: 'build', mode: 'verify', 'verify-signature': 'false' }
+    const quiet = await runAction(inputs, { RUNNER_DEBUG: '' })
+    expect(quiet.exitCode).toBe(0)
+    expect(quiet.stdout).not.toContain('::debug::')
+    const debugging = await runAction(inputs, { RUNNER_DEBUG: '1' })
+    expect(debugging.exitCode).toBe(0)
+    expect(debugging.stdout).toContain(`::debug::GET http://${registry.host}/v2/acme/quiet/manifests/build -> 200`)
+  })
+
   it('fails closed when signature verification is left on without a policy, writing nothing', async () => {
     const image = buildImage()
     await pushImage(registry.url, 'acme/closed', 'build', image)

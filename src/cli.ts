@@ -193,7 +193,7 @@ async function promoteCommand(parsed: Parsed): Promise<number> {
     progress?.clear()
     stderr(line)
   }
-  const log = { info: say, debug: parsed.debug ? (m: string) => say(`debug: ${m}`) : () => {} }
+  const log = { info: say, ...(parsed.debug ? { debug: (m: string) => say(`debug: ${m}`) } : {}) }
   const outcome = await runPromotion(inputs, { log, onSecret: () => {}, env: process.env, ...(progress ? { progress: progress.draw } : {}) })
   progress?.clear()
   for (const line of resultLines(outcome)) stderr(line)

@@ -12,7 +12,9 @@ import { commandSafe, untrusted } from './untrusted.js'
  */
 const log = {
   info: (message: string) => core.info(commandSafe(message)),
-  debug: (message: string) => core.debug(commandSafe(message)),
+  // Only when the run asks for debug output (RUNNER_DEBUG): the runner hides ::debug:: lines otherwise, yet writing
+  // one per request cost a release of 20 images ~70 ms of CPU (a synchronous write to the stdout pipe each).
+  ...(core.isDebug() ? { debug: (message: string) => core.debug(commandSafe(message)) } : {}),
   warning: (message: string) => core.warning(commandSafe(message)),
   fail: (message: string) => core.setFailed(commandSafe(message))
 }

@@ -75,7 +75,8 @@ export interface PromotionResult {
 
 export interface Logger {
   info(message: string): void
-  debug(message: string): void
+  /** Absent when debug output is off: a request's line is then never even formatted (hundreds in a release). */
+  readonly debug?: (message: string) => void
 }
 
 export interface PromoteDependencies {
@@ -121,7 +122,7 @@ interface Destination {
   readonly previousDigest: string | null
 }
 
-const silent: Logger = { info: () => {}, debug: () => {} }
+const silent: Logger = { info: () => {} }
 
 function copyKind(source: Repository, target: Repository): DestinationResult['copy'] {
   if (source.name === target.name && source.store === target.store) return 'same-repository'

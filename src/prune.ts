@@ -220,7 +220,7 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
           c.bytes = manifest.bytes.length + c.content.blobs.reduce((n, d) => n + d.size, 0)
           c.created = inventory.changed.get(c.digest) ?? (await creationTime(repository, c.content))
         } catch (error) {
-          log.debug(`${repository.name}@${c.digest}: ${errorMessage(error)}`)
+          log.debug?.(`${repository.name}@${c.digest}: ${errorMessage(error)}`)
         }
       })
     )

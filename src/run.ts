@@ -86,7 +86,7 @@ export function storeDependencies(stores: Stores, rest: Omit<PromoteDependencies
 export async function runPromotion(inputs: Inputs, context: RunContext): Promise<RunOutcome> {
   const { log, env } = context
   const deadline = AbortSignal.timeout(inputs.deadlineSeconds * 1000)
-  const transport = new Transport({ userAgent: USER_AGENT, debug: (message) => log.debug(message), signal: deadline })
+  const transport = new Transport({ userAgent: USER_AGENT, ...(log.debug ? { debug: log.debug } : {}), signal: deadline })
   try {
     const verifier = await createVerifier(inputs, inputs.signaturePolicy, env)
     const gate = inputs.promotion.gate

@@ -66,6 +66,7 @@ export interface TransportOptions {
   readonly userAgent?: string
   /** Aborts every request: the run's overall deadline. */
   readonly signal?: AbortSignal
+  /** A line per request and per retry; none are formatted when absent. */
   readonly debug?: (message: string) => void
 }
 
@@ -192,7 +193,7 @@ export class Transport {
   readonly #retry: RetryPolicy
   readonly #userAgent: string
   readonly #signal: AbortSignal | undefined
-  readonly #debug: (message: string) => void
+  readonly #debug: ((message: string) => void) | undefined
   #requestCount = 0
 
   constructor(options: TransportOptions = {}) {
@@ -200,7 +201,7 @@ export class Transport {
     this.#retry = options.retry ?? DEFAULT_RETRY
     this.#userAgent = options.userAgent ?? 'oci-promote'
     this.#signal = options.signal
-    this.#debug = options.debug ?? (() => {})
+    this.#debug = options.debug
   }
 
   get retryPolicy(): RetryPolicy {
@@ -242,7 +243,7 @@ export class Transport {
       } catch (error) {
         throw networkError(error, current, this.#signal)
       }
-      this.#debug(`${current.method} ${untrusted(redactUrl(current.url))} -> ${res.statusCode}`)
+      this.#debug?.(`${current.method} ${untrusted(redactUrl(current.url))} -> ${res.statusCode}`)
       const response: HttpResponse = {
         status: res.statusCode,
         headers: res.headers,
@@ -302,7 +303,7 @@ export class Transport {
         },
         {
           ...(this.#signal ? { signal: this.#signal } : {}),
-          onRetry: (error, delay) => this.#debug(`retrying in ${Math.round(delay)} ms after: ${(error as Error).message}`)
+          onRetry: (error, delay) => this.#debug?.(`retrying in ${Math.round(delay)} ms after: ${(error as Error).message}`)
         }
       )
     } catch (error) {
