@@ -221,9 +221,10 @@ describe('dist/index.js', () => {
     expect(await tagDigest(registry.url, 'acme/split', 'prod-us')).toBe(b.digest)
   })
 
-  it('records a GitHub deployment of the environment, against a local fake of the API', async () => {
-    const image = buildImage()
-    await pushImage(registry.url, 'acme/deployed', 'build', image)
+  /** A local fake of GitHub's deployments API (create, then a status), answering as documented; what it was sent. */
+  async function withDeploymentsApi(
+    use: (env: Record<string, string>, seen: { method: string; url: string; body: Record<string, unknown> }[]) => Promise<void>
+  ) {
     const seen: { method: string; url: string; body: Record<string, unknown> }[] = []
     const api = createServer(async (req, res) => {
       const chunks: Buffer[] = []
@@ -236,23 +237,27 @@ describe('dist/index.js', () => {
     })
     await new Promise<void>((r) => api.listen(0, '127.0.0.1', r))
     try {
-      const run = await runAction(
-        {
-          image: `${registry.host}/acme/deployed:build`,
-          to: 'prod',
-          'verify-signature': 'false',
-          environment: 'production',
-          'github-deployment': 'true',
-          'github-token': 'ghs_deploy'
-        },
+      await use(
         {
           GITHUB_REPOSITORY: 'acme/app',
           GITHUB_SHA: 'abc123',
           GITHUB_RUN_ID: '5',
           GITHUB_SERVER_URL: 'https://github.example',
           GITHUB_API_URL: `http://127.0.0.1:${(api.address() as { port: number }).port}`
-        }
+        },
+        seen
       )
+    } finally {
+      await new Promise((r) => api.close(r))
+    }
+  }
+  const deployment = { 'verify-signature': 'false', environment: 'production', 'github-deployment': 'true', 'github-token': 'ghs_deploy' }
+
+  it('records a GitHub deployment of the environment, against a local fake of the API', async () => {
+    const image = buildImage()
+    await pushImage(registry.url, 'acme/deployed', 'build', image)
+    await withDeploymentsApi(async (env, seen) => {
+      const run = await runAction({ image: `${registry.host}/acme/deployed:build`, to: 'prod', ...deployment }, env)
       expect(run.stdout).not.toContain('::warning::')
       expect(run.stdout).toContain('GitHub deployment 99 of production recorded')
       expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /repos/acme/app/deployments', 'POST /repos/acme/app/deployments/99/statuses'])
@@ -263,9 +268,33 @@ describe('dist/index.js', () => {
         payload: { image: `${registry.host}/acme/deployed@${image.digest}`, digest: image.digest }
       })
       expect(seen[1]!.body).toMatchObject({ state: 'success', log_url: 'https://github.example/acme/app/actions/runs/5' })
-    } finally {
-      await new Promise((r) => api.close(r))
-    }
+    })
+  })
+
+  it('records a release as one GitHub deployment whose payload lists every image', async () => {
+    const images = [buildImage(), buildImage()]
+    await pushImage(registry.url, 'acme/api', 'build', images[0]!)
+    await pushImage(registry.url, 'acme/web', 'build', images[1]!)
+    await pushImage(registry.url, 'acme/web', 'prod', images[1]!)
+    const release = JSON.stringify([{ image: `${registry.host}/acme/api:build` }, { image: `${registry.host}/acme/web:build` }])
+    await withDeploymentsApi(async (env, seen) => {
+      const run = await runAction({ release, to: 'prod', ...deployment }, env)
+      expect(run.exitCode).toBe(0)
+      expect(run.stdout).toContain('GitHub deployment 99 of production recorded')
+      expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /repos/acme/app/deployments', 'POST /repos/acme/app/deployments/99/statuses'])
+      expect(seen[0]!.body).toMatchObject({
+        environment: 'production',
+        // web already held the digest: one tag moved, and the payload still names both images of the release.
+        description: 'release of 2 images → 1 tag moved',
+        payload: {
+          images: [
+            { image: `${registry.host}/acme/api@${images[0]!.digest}`, digest: images[0]!.digest, destinations: [`${registry.host}/acme/api:prod`] },
+            { image: `${registry.host}/acme/web@${images[1]!.digest}`, digest: images[1]!.digest, destinations: [`${registry.host}/acme/web:prod`] }
+          ]
+        }
+      })
+      expect(seen[1]!.body).toMatchObject({ state: 'success', description: '2 images promoted by oci-promote' })
+    })
   })
 
   it('rolls production back through mode: rollback', async () => {

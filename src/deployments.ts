@@ -38,7 +38,7 @@ export async function recordDeployment(results: readonly PromotionResult[], cont
     required_contexts: [],
     description: (results.length === 1 && only
       ? `${only.image} → ${moved.length ? moved.join(', ') : 'unchanged'}`
-      : `release of ${results.length} images → ${moved.length ? `${moved.length} tags moved` : 'unchanged'}`
+      : `release of ${results.length} images → ${moved.length ? `${moved.length} tag${moved.length === 1 ? '' : 's'} moved` : 'unchanged'}`
     ).slice(0, 140),
     payload: results.length === 1 && only ? image(only) : { images: results.map(image) },
     transient_environment: false
