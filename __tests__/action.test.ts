@@ -325,6 +325,48 @@ describe('dist/index.js', () => {
     expect(await tagDigest(registry.url, 'acme/rb', 'prod')).toBe(good.digest)
   })
 
+  it('rolls a whole release back with the document that promoted it', async () => {
+    const key = await keyPairSigner()
+    const signing = {
+      'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      'attest-promotion': 'true',
+      environment: 'production',
+      'verify-signature': 'false',
+      to: 'prod'
+    }
+    const services = ['acme/rel-api', 'acme/rel-web'].map((repo) => ({ repo, good: buildImage(), bad: buildImage() }))
+    for (const s of services) {
+      await pushImage(registry.url, s.repo, 'good', s.good)
+      await pushImage(registry.url, s.repo, 'bad', s.bad)
+    }
+    const release = (build: 'good' | 'bad') => JSON.stringify(services.map((s) => ({ image: `${registry.host}/${s.repo}:${build}`, digest: s[build].digest })))
+    expect((await runAction({ release: release('good'), ...signing })).exitCode).toBe(0)
+    expect((await runAction({ release: release('bad'), ...signing })).exitCode).toBe(0)
+
+    const run = await runAction({ release: release('bad'), mode: 'rollback', 'promotion-public-key': key.publicKeyPem, ...signing })
+    expect(run.stdout).not.toContain('::error::')
+    expect(run.exitCode).toBe(0)
+    expect(JSON.parse(run.outputs['release']!)).toEqual(
+      services.map((s) => ({
+        source: `${registry.host}/${s.repo}@${s.good.digest}`,
+        image: `${registry.host}/${s.repo}@${s.good.digest}`,
+        digest: s.good.digest
+      }))
+    )
+    expect(JSON.parse(run.outputs['promoted']!).map((p: { reference: string; 'previous-digest': string }) => [p.reference, p['previous-digest']])).toEqual(
+      services.map((s) => [`${registry.host}/${s.repo}:prod`, s.bad.digest])
+    )
+    for (const s of services) expect(await tagDigest(registry.url, s.repo, 'prod')).toBe(s.good.digest)
+    // The same document again: production no longer holds what it names, so nothing moves.
+    const again = await runAction({ release: release('bad'), mode: 'rollback', 'promotion-public-key': key.publicKeyPem, ...signing })
+    expect(again.exitCode).toBe(1)
+    expect(again.stdout).toContain('::error::NOT_PROMOTED: ')
+    expect(
+      services.some((s) => again.stdout.includes(`${registry.host}/${s.repo}:prod holds ${s.good.digest}, not ${s.bad.digest} that the rollback names`))
+    ).toBe(true)
+    for (const s of services) expect(await tagDigest(registry.url, s.repo, 'prod')).toBe(s.good.digest)
+  })
+
   it('signs a promotion record keyless (OIDC → Fulcio → Rekor) and gates the next promotion on that identity', async () => {
     const ca = await TestCA.create()
     const rekor = await TestRekor.create()

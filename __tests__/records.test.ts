@@ -10,7 +10,9 @@ import { signaturePredicateTypes } from '../src/verify/policy.ts'
 import { storeDependencies } from '../src/run.ts'
 import { TrustRoot } from '../src/verify/trust.ts'
 import { SignatureVerifier } from '../src/verify/verifier.ts'
+import { immutableTags } from './support/families.ts'
 import { createHarness, type HarnessOptions, type HarnessRequest } from './support/harness.ts'
+import { startRegistryProxy, targetOf } from './support/registry-proxy.ts'
 import { pushImage, startRegistry, tagDigest, type RunningRegistry } from './support/registry.ts'
 import { dsseBundle, inTotoStatement, keyPairSigner, pushBundleReferrer, type Signer } from './support/sigstore.ts'
 
@@ -231,13 +233,20 @@ describe('history tags', () => {
 })
 
 describe('mode: rollback', () => {
-  async function rollBack(tags: string[], environment: string, key: Signer = releaser, withRecord = true) {
-    const { rollback } = await import('../src/rollback.ts')
+  /** Rolls back a release: per image, its destination tags and, optionally, the digest they must hold now. */
+  async function rollBackRelease(images: { tags: string[]; current?: string }[], environment: string, key: Signer = releaser, withRecord = true) {
+    const { rollbackRelease } = await import('../src/rollback.ts')
     const { parseReference } = await import('../src/oci/reference.ts')
     const h = createHarness()
     try {
-      const results = await rollback(
-        { environment, destinations: tags.map((t) => parseReference(t)), verifyBlobs: false, concurrency: 4 },
+      const results = await rollbackRelease(
+        images.map(({ tags, current }) => ({
+          environment,
+          destinations: tags.map((t) => parseReference(t)),
+          verifyBlobs: false,
+          concurrency: 4,
+          ...(current ? { current } : {})
+        })),
         {
           ...storeDependencies(h.stores, withRecord ? { record: { environment, signer, run: RUN, action: 'rollback' as const } } : {}),
           recordVerifier: gateFor(environment, key).verifier
@@ -249,6 +258,10 @@ describe('mode: rollback', () => {
     } finally {
       await h.close()
     }
+  }
+  async function rollBack(tags: string[], environment: string, key: Signer = releaser, withRecord = true) {
+    const { results, ...rest } = await rollBackRelease([{ tags }], environment, key, withRecord)
+    return { ...rest, results: results?.[0] }
   }
 
   it('moves production back to the digest its record says it held, verified again, and records the rollback', async () => {
@@ -330,5 +343,78 @@ describe('mode: rollback', () => {
     expect(wrongKey.error?.code).toBe('PROMOTION_GATE')
     expect(wrongKey.error?.message).toMatch(/cannot roll back .* verifies under the promotion policy/)
     expect([...first.writes, ...wrongKey.writes]).toEqual([])
+  })
+
+  /** Promotes each of `builds` (tags at staging) to production's `tag` in turn, recording each promotion. */
+  async function promoteInTurn(repo: string, builds: string[], to: string, host = production.host) {
+    for (const build of builds) {
+      const step = await promote(
+        { source: `${staging.host}/${repo}:${build}`, to: [`${host}/${repo}:${to}`] },
+        { record: { environment: 'production', signer, run: RUN } }
+      )
+      expect(step.error).toBeUndefined()
+    }
+  }
+
+  it('a release goes back as one unit: each image one step, its own result; one image with nowhere to go stops them all before any write', async () => {
+    const images = await Promise.all([seed(), seed(), seed()])
+    const second = images.map(() => buildImage())
+    for (const [i, { repo }] of images.entries()) await pushImage(staging.url, repo, 'second', second[i]!)
+    await promoteInTurn(images[0].repo, ['build', 'second'], 'prod')
+    await promoteInTurn(images[1].repo, ['build', 'second'], 'prod')
+    // The third image reached production once: nothing came before it there.
+    await promoteInTurn(images[2].repo, ['second'], 'prod')
+    const prod = (i: number) => `${production.host}/${images[i]!.repo}:prod`
+
+    const refused = await rollBackRelease([{ tags: [prod(0)] }, { tags: [prod(1)] }, { tags: [prod(2)] }], 'production')
+    expect(refused.error?.code).toBe('NOT_PROMOTED')
+    expect(refused.error?.message).toContain(`${prod(2)} was created by the promotion of ${second[2]!.digest}`)
+    expect(refused.writes).toEqual([])
+    for (const [i, { repo }] of images.entries()) expect(await tagDigest(production.url, repo, 'prod')).toBe(second[i]!.digest)
+
+    // Naming the digest production must hold now: a release rolls back what it promoted, not what came after it.
+    const stale = await rollBackRelease([{ tags: [prod(0)], current: images[0].image.digest }], 'production')
+    expect(stale.error?.code).toBe('NOT_PROMOTED')
+    expect(stale.error?.message).toContain(`${prod(0)} holds ${second[0]!.digest}, not ${images[0].image.digest} that the rollback names`)
+    expect(stale.writes).toEqual([])
+
+    const back = await rollBackRelease([{ tags: [prod(0)], current: second[0]!.digest }, { tags: [prod(1)] }], 'production')
+    expect(back.error).toBeUndefined()
+    expect(back.results!.map((r) => r.destinations.map((d) => [d.reference, d.digest, d.previousDigest]))).toEqual([
+      [[prod(0), images[0].image.digest, second[0]!.digest]],
+      [[prod(1), images[1].image.digest, second[1]!.digest]]
+    ])
+    expect(back.results!.map((r) => r.records.length)).toEqual([1, 1])
+    for (const i of [0, 1]) expect(await tagDigest(production.url, images[i]!.repo, 'prod')).toBe(images[i]!.image.digest)
+  })
+
+  it('a tag write refused mid-way puts back every tag the rollback moved, though they went back to different digests', async () => {
+    const { repo, image: a } = await seed()
+    const [b, c] = [buildImage(), buildImage()]
+    await pushImage(staging.url, repo, 'b', b)
+    await pushImage(staging.url, repo, 'c', c)
+    // prod-us becomes immutable (as ECR answers) once its history is written, so the rollback's write to it fails.
+    const refuse = { on: false }
+    const ecr = immutableTags('ecr', ['prod-us'], repo)
+    const proxy = await startRegistryProxy(targetOf(production.host), [{ answer: (req, res) => refuse.on && ecr.answer!(req, res) }])
+    try {
+      await promoteInTurn(repo, ['build'], 'prod-eu', proxy.host)
+      await promoteInTurn(repo, ['b'], 'prod-us', proxy.host)
+      const both = await promote(
+        { source: `${staging.host}/${repo}:c`, to: [`${proxy.host}/${repo}:prod-eu`, `${proxy.host}/${repo}:prod-us`] },
+        { record: { environment: 'production', signer, run: RUN } }
+      )
+      expect(both.error).toBeUndefined()
+      refuse.on = true
+      // prod-eu goes back to a, prod-us to b: two promotions, one unit. prod-eu's write lands, prod-us's is refused.
+      const failed = await rollBack([`${proxy.host}/${repo}:prod-eu`, `${proxy.host}/${repo}:prod-us`], 'production')
+      expect(failed.error?.message).toMatch(/TAG_INVALID/)
+      expect(failed.error?.message).toContain(`Tags already moved were put back: ${proxy.host}/${repo}:prod-eu back at ${c.digest}`)
+      expect(await tagDigest(production.url, repo, 'prod-eu')).toBe(c.digest)
+      expect(await tagDigest(production.url, repo, 'prod-us')).toBe(c.digest)
+      expect(a.digest).not.toBe(c.digest)
+    } finally {
+      await proxy.stop()
+    }
   })
 })

@@ -225,7 +225,7 @@ describe('bad release documents: a clear error naming the entry, before any requ
     ],
     [{ release: one(), image: 'ghcr.io/acme/api:build' }, /input "image": cannot be combined with release/],
     [{ release: one(), digest: `sha256:${'a'.repeat(64)}` }, /input "digest": cannot be combined with release/],
-    [{ release: one(), mode: 'rollback', environment: 'prod' }, /cannot be combined with mode: rollback/],
+    [{ release: one(), mode: 'rollback', environment: 'prod', shard: '1/2' }, /input "shard": cannot be combined with mode: rollback/],
     [{ release: one(), mode: 'stage', shard: '4/3' }, /input "shard": "4\/3" is not k\/n/],
     [{ release: one(), mode: 'stage', shard: '0/2' }, /is not k\/n/],
     [{ release: one(), shard: '1/2' }, /input "shard": cannot be combined with mode: promote/],

@@ -469,7 +469,6 @@ function readRelease(value: string, mode: InputMode, parseDocument: DocumentPars
     if (read(exclusive).trim())
       fail(exclusive, `cannot be combined with release; give each image${exclusive === 'digest' ? "'s digest" : ''} in the release document`)
   }
-  if (mode === 'rollback') fail('release', 'cannot be combined with mode: rollback yet; roll back each image with its own step')
   const { text, where } = releaseDocument(value)
   let document: unknown
   try {
@@ -528,8 +527,11 @@ function readRelease(value: string, mode: InputMode, parseDocument: DocumentPars
     return { image, ...(digest ? { digest } : {}), to }
   })
   const shard = readShard()
-  if (shard && mode === 'promote') {
-    fail('shard', 'cannot be combined with mode: promote, which would move part of a release; stage the shards, then promote the whole release in one step')
+  if (shard && (mode === 'promote' || mode === 'rollback')) {
+    fail(
+      'shard',
+      `cannot be combined with mode: ${mode}, which would move part of a release; ${mode === 'promote' ? 'stage the shards, then promote' : 'roll back'} the whole release in one step`
+    )
   }
   return {
     images: shard ? images.filter((_, i) => i % shard.count === shard.index - 1) : images,

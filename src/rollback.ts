@@ -2,15 +2,20 @@ import pLimit, { type LimitFunction } from 'p-limit'
 import { findAttachments } from './oci/attachments.js'
 import { PromoteError, errorMessage } from './errors.js'
 import { environmentRecords } from './gates.js'
-import { formatReference, type Reference } from './oci/reference.js'
+import { formatReference, withTag, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
-import { promote, type PromoteDependencies, type PromotionRequest, type PromotionResult } from './promote.js'
+import { promoteRelease, type PromoteDependencies, type PromotionRequest, type PromotionResult } from './promote.js'
 import type { PromotionPredicate, PromotionRecord, RecordedDestination } from './records.js'
 import type { ImageVerifier } from './verify/index.js'
 
 export interface RollbackRequest extends Omit<PromotionRequest, 'source' | 'mode' | 'expectedDigest'> {
   /** The environment whose tags go back: its promotion records say where they were. */
   readonly environment: string
+  /**
+   * The digest every destination must hold now (the `digest` input, a digest in `image`, a release entry's): the
+   * rollback undoes that promotion, not one that came after it unnoticed.
+   */
+  readonly current?: string
 }
 
 /** One verified record of the environment, with what it says of one destination. */
@@ -69,53 +74,64 @@ function promotionToUndo(steps: readonly Step[], where: string, current: string,
   return origin
 }
 
-/**
- * Moves each tag back one step through the environment's history, from the
- * verified promotion records of the digest it holds now, and promotes that
- * digest back: verified again under the current policy, recorded as a
- * rollback that says where the next rollback continues from. Destinations
- * that go back to different digests are one promotion each, reported as one
- * result whose digest and image are empty (see mergeResults).
- */
-export async function rollback(request: RollbackRequest, deps: PromoteDependencies & { recordVerifier: ImageVerifier }): Promise<PromotionResult> {
-  const limit = pLimit(Math.max(1, request.concurrency))
-  const targets = await Promise.all(
-    request.destinations.map(async (ref) => {
-      const where = formatReference(ref)
-      if (!ref.tag) throw new PromoteError('INPUT_INVALID', `input "to": ${where} names no tag; rollback moves tags back`)
-      const repository = deps.repository(ref)
-      deps.declareAccess?.(ref, 'push')
-      const current = await repository.resolveTag(ref.tag)
-      if (!current) throw new PromoteError('MANIFEST_UNKNOWN', `${where} does not exist; there is nothing to roll back`)
-      const undo = promotionToUndo(
-        await stepsAt(repository, current, where, request.environment, deps.recordVerifier, limit, true),
-        where,
-        current,
-        request.environment
-      )
-      const previous = undo.entry.previousDigest
-      if (!previous) throw new PromoteError('NOT_PROMOTED', `${where} was created by the promotion of ${current}; there is no earlier digest to roll back to`)
-      // Where the rollback after this one continues: the promotion that brought `previous` here before the one undone.
-      const before = (await stepsAt(repository, previous, where, request.environment, deps.recordVerifier, limit, false)).find(
-        (s) => s.action === 'promote' && s.at < undo.at
-      )
-      return { ref, where, previous, ...(before ? { restores: before.at } : {}) }
-    })
-  )
-  // One promotion per earlier digest: each is resolved, verified and recorded like any other.
-  const byDigest = new Map<string, Reference[]>()
-  for (const t of targets) byDigest.set(t.previous, [...(byDigest.get(t.previous) ?? []), t.ref])
-  const restores = Object.fromEntries(targets.flatMap((t) => (t.restores ? [[t.where, t.restores]] : [])))
-  const results: PromotionResult[] = []
-  for (const [digest, refs] of byDigest) {
-    const first = refs[0]!
-    const source = { ...first, digest } as Reference
-    delete (source as { tag?: string }).tag
-    results.push(
-      await promote({ ...request, source, destinations: refs, mode: 'promote' }, { ...deps, ...(deps.record ? { record: { ...deps.record, restores } } : {}) })
+/** Where one destination goes back to, from the verified records of what it holds now; nothing is written. */
+async function earlierDigest(ref: Reference, request: RollbackRequest, deps: RollbackDependencies, limit: LimitFunction) {
+  const where = formatReference(ref)
+  if (!ref.tag) throw new PromoteError('INPUT_INVALID', `input "to": ${where} names no tag; rollback moves tags back`)
+  const repository = deps.repository(ref)
+  deps.declareAccess?.(ref, 'push')
+  const current = await repository.resolveTag(ref.tag)
+  if (!current) throw new PromoteError('MANIFEST_UNKNOWN', `${where} does not exist; there is nothing to roll back`)
+  if (request.current && current !== request.current) {
+    throw new PromoteError(
+      'NOT_PROMOTED',
+      `${where} holds ${current}, not ${request.current} that the rollback names: another promotion came after it. Nothing was written; name what ${where} holds now, or no digest, to roll that back`
     )
   }
-  return mergeResults(results)
+  const undo = promotionToUndo(
+    await stepsAt(repository, current, where, request.environment, deps.recordVerifier, limit, true),
+    where,
+    current,
+    request.environment
+  )
+  const previous = undo.entry.previousDigest
+  if (!previous) throw new PromoteError('NOT_PROMOTED', `${where} was created by the promotion of ${current}; there is no earlier digest to roll back to`)
+  // Where the rollback after this one continues: the promotion that brought `previous` here before the one undone.
+  const before = (await stepsAt(repository, previous, where, request.environment, deps.recordVerifier, limit, false)).find(
+    (s) => s.action === 'promote' && s.at < undo.at
+  )
+  return { ref, where, previous, ...(before ? { restores: before.at } : {}) }
+}
+
+type RollbackDependencies = PromoteDependencies & { recordVerifier: ImageVerifier }
+
+/**
+ * Moves each tag back one step through the environment's history, from the verified promotion records of the digest
+ * it holds now, and promotes that digest back: verified again under the current policy, recorded as a rollback that
+ * says where the next rollback continues from. One request per image, one result each; a release goes back as one
+ * unit: where every destination goes is found before anything is written, and all of them move in one release
+ * promotion, all or nothing (a failed tag write puts back every tag the run moved, whichever image or earlier digest
+ * it belongs to). An image whose destinations go back to different digests gets one result whose digest and image
+ * are empty (see mergeResults).
+ */
+export async function rollbackRelease(requests: readonly RollbackRequest[], deps: RollbackDependencies): Promise<PromotionResult[]> {
+  const limit = pLimit(Math.max(1, ...requests.map((r) => r.concurrency)))
+  const targets = await Promise.all(requests.map((request) => Promise.all(request.destinations.map((ref) => earlierDigest(ref, request, deps, limit)))))
+  // One promotion per image and earlier digest: each is resolved, verified and recorded like any other.
+  const promotions: { image: number; request: PromotionRequest }[] = []
+  requests.forEach((request, image) => {
+    const byDigest = new Map<string, Reference[]>()
+    for (const t of targets[image]!) byDigest.set(t.previous, [...(byDigest.get(t.previous) ?? []), t.ref])
+    for (const [digest, refs] of byDigest) {
+      promotions.push({ image, request: { ...request, source: { ...withTag(refs[0]!, undefined), digest }, destinations: refs, mode: 'promote' } })
+    }
+  })
+  const restores = Object.fromEntries(targets.flat().flatMap((t) => (t.restores ? [[t.where, t.restores]] : [])))
+  const results = await promoteRelease(
+    promotions.map((p) => p.request),
+    { ...deps, ...(deps.record ? { record: { ...deps.record, restores } } : {}) }
+  )
+  return requests.map((_, image) => mergeResults(results.filter((_, i) => promotions[i]!.image === image)))
 }
 
 /**

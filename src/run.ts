@@ -9,7 +9,7 @@ import { Transport } from './oci/transport.js'
 import { promoteRelease, type Logger, type PromoteDependencies, type PromotionResult } from './promote.js'
 import { keylessRecordSigner, keyRecordSigner, type RecordSigner, type WorkflowRun } from './records.js'
 import { prune, type PruneResult } from './prune.js'
-import { rollback } from './rollback.js'
+import { rollbackRelease } from './rollback.js'
 import { PromoteError } from './errors.js'
 import { USER_AGENT } from './version.js'
 import type { ImageVerifier } from './verify/index.js'
@@ -165,12 +165,13 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
     }
     const results =
       mode === 'rollback'
-        ? [
-            await rollback(
-              { ...request, destinations: inputs.images[0]!.to, environment: inputs.promotion.environment! },
-              { ...deps, recordVerifier: recordVerifier! }
-            )
-          ]
+        ? await rollbackRelease(
+            inputs.images.map((i) => {
+              const current = i.digest ?? i.image.digest
+              return { ...request, destinations: i.to, environment: inputs.promotion.environment!, ...(current ? { current } : {}) }
+            }),
+            { ...deps, recordVerifier: recordVerifier! }
+          )
         : await promoteRelease(
             inputs.images.map((i) => ({ ...request, source: i.image, destinations: i.to, mode, ...(i.digest ? { expectedDigest: i.digest } : {}) })),
             deps
