@@ -102,7 +102,7 @@ const USAGE = `oci-promote ${VERSION}: promote a container image between environ
 
 usage:
   oci-promote promote|plan|verify|rollback [IMAGE] --to TAG [--to TAG ...] [--INPUT VALUE ...]
-  oci-promote promote|plan|verify|stage --release FILE [--to TAG ...] [--shard K/N] [--INPUT VALUE ...]
+  oci-promote promote|plan|verify|stage|rollback --release FILE [--to TAG ...] [--shard K/N] [--INPUT VALUE ...]
   oci-promote prune HOST/REPO --prune-tags REGEXP [--older-than 30d] [--keep-last 10] [--dry-run] [--INPUT VALUE ...]
   oci-promote verify-bundle --bundle FILE (--certificate-identity ID --certificate-oidc-issuer ISSUER | --key FILE)
                             [--trusted-root FILE] ARTIFACT_FILE_OR_SHA256_DIGEST
