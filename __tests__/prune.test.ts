@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { buildImage, buildMultiArch, type Image } from '../scripts/lib/images.ts'
 import { runAction } from '../scripts/lib/runner.ts'
 import { PromoteError } from '../src/errors.ts'
-import { historyTag } from '../src/promote.ts'
+import { historyTag } from '../src/history-tags.ts'
 import { githubPackages, type PackageVersions } from '../src/packages.ts'
 import { prune, type PruneRequest } from '../src/prune.ts'
 import { startGithubPackages } from './support/fake-github-packages.ts'
@@ -177,6 +177,20 @@ describe('mode: prune', () => {
     const { result } = await run({ dryRun: true })
     expect(result.digests.find((d) => d.tags.includes('build-99'))!.reason).toBe('its manifest cannot be read')
     expect(result.digests.filter((d) => d.status === 'planned').length).toBe(4)
+  })
+
+  it('an environment tag too long for its history tags to hold it whole is still an environment, kept with its window', async () => {
+    const at = (n: number): Image => builds[n - 1]!
+    // 119 characters: its history tags are written under its first 110 (historyTag()), and must still be read as its.
+    const long = `production-eu-west-1-${'x'.repeat(98)}`
+    await pushImage(registry.url, REPO, long, at(3))
+    await pushImage(registry.url, REPO, historyTag(long, at(2).digest), at(2))
+    // Prune every old tag no rule keeps: only knowing the long tag as an environment keeps what it holds.
+    const { result } = await run({ pruneTags: /^.*$/, keepLast: 0, rollbackWindow: { count: 2 }, dryRun: true })
+    const status = new Map(result.digests.map((d) => [d.digest, d]))
+    expect(status.get(at(3).digest)).toMatchObject({ status: 'kept', reason: `tag ${long} is kept (an environment or release tag)` })
+    expect(status.get(at(2).digest)).toMatchObject({ status: 'kept', reason: `in the rollback window of ${long} (last 2, history tags)` })
+    expect(status.get(at(1).digest)!.status).toBe('planned')
   })
 
   it('dry-run plans the same and writes nothing; max-deletions refuses before deleting anything', async () => {

@@ -220,7 +220,7 @@ describe('history tags', () => {
     const third = buildImage()
     await pushImage(staging.url, repo, 'second', second)
     await pushImage(staging.url, repo, 'third', third)
-    const { historyTag } = await import('../src/promote.ts')
+    const { historyTag } = await import('../src/history-tags.ts')
     await promote({ source: `${staging.host}/${repo}:build`, to: ['prod'], historyTags: true }, undefined)
     const moved = await promote({ source: `${staging.host}/${repo}:second`, to: ['prod'], historyTags: true }, undefined)
     expect(moved.result!.destinations[0]).toMatchObject({ status: 'moved', previousDigest: first.digest })

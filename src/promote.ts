@@ -4,6 +4,7 @@ import { findAttachments, type AttachmentListing } from './oci/attachments.js'
 import { copyImageContent, emptyStats, type CopyProgress, type CopyStats } from './copy.js'
 import { PromoteError, errorMessage } from './errors.js'
 import { checkPromotionGate } from './gates.js'
+import { historyTag } from './history-tags.js'
 import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph } from './image.js'
 import { parseManifest, type Manifest } from './oci/manifest.js'
 import { formatReference, pinnedReference, repositoryName, type Reference } from './oci/reference.js'
@@ -526,11 +527,6 @@ async function moveTags(pending: readonly { d: Destination; stats: CopyStats; im
 /** The error of a run that failed after writing: the first fault's code and message, and what was put back. */
 function failedAfterWriting(what: string, reason: unknown, restored: string): PromoteError {
   return new PromoteError(reason instanceof PromoteError ? reason.code : 'REGISTRY_ERROR', `${what}: ${errorMessage(reason)}.${restored}`, { cause: reason })
-}
-
-/** `prod` that held sha256:0123… → `prod--0123456789abcdef`: unique per digest, so it never needs to move. */
-export function historyTag(tag: string, digest: string): string {
-  return `${tag.slice(0, 128 - 18)}--${digest.slice('sha256:'.length, 'sha256:'.length + 16)}`
 }
 
 /** History tags, for registries with immutable-tag settings and lifecycle rules that must keep what ran. */

@@ -5,6 +5,7 @@ import { INDEX_MEDIA_TYPES } from './oci/media-types.js'
 import { listReferrers, readBlob } from './oci/referrers.js'
 import type { Repository } from './oci/repository.js'
 import { verifiedRecords } from './gates.js'
+import { readHistoryTag, writesHistoryAs } from './history-tags.js'
 import { LEGACY_SUFFIXES, findAttachments } from './oci/attachments.js'
 import { TAG_PATTERN } from './oci/reference.js'
 import type { PackageVersions } from './packages.js'
@@ -64,8 +65,6 @@ export interface PruneResult {
 // cosign's `sha256-<hex>.sig/.att/.sbom`, the suffixes attachments.ts looks up.
 const COSIGN_TAG = new RegExp(`^sha256-([a-f0-9]{64})\\.(${LEGACY_SUFFIXES.join('|')})$`)
 const FALLBACK_TAG = /^sha256-([a-f0-9]{64})$/
-// historyTag() in promote.ts: `<tag>--<first 16 hex of the digest>`.
-const HISTORY_TAG = /^(.+)--([a-f0-9]{16})$/
 const CREATED_ANNOTATION = 'org.opencontainers.image.created'
 const MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -180,6 +179,7 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
   const environments = new Set<string>()
   for (const digest of inventory.untagged) addTo(candidates, digest)
   const attachedTo = new Set<string>()
+  const historyStarts = new Set<string>()
   for (const [tag, digest] of inventory.tags) {
     const attached = COSIGN_TAG.exec(tag) ?? FALLBACK_TAG.exec(tag)
     if (attached) {
@@ -188,13 +188,19 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
       attachedTo.add(subject)
       continue
     }
-    const history = HISTORY_TAG.exec(tag)
-    if (history && digest.startsWith(`sha256:${history[2]!}`)) {
+    const history = readHistoryTag(tag)
+    if (history && digest.startsWith(history.digestPrefix)) {
       addTo(candidates, digest).history.push(tag)
-      environments.add(history[1]!)
+      historyStarts.add(history.tagStart)
     } else {
       addTo(candidates, digest).tags.push(tag)
     }
+  }
+  // Each environment is the tag that writes those history tags: one over 110 characters writes them under its start.
+  const plainTags = [...candidates.values()].flatMap((c) => c.tags)
+  for (const start of historyStarts) {
+    const writers = plainTags.filter((t) => writesHistoryAs(t, start))
+    for (const environment of writers.length ? writers : [start]) environments.add(environment)
   }
   // What an attachment tag points at is an attachment, not an image; the subject it names is an image if it exists.
   const attachmentDigests = new Set([...attachmentTags.values()].flat().map((t) => inventory.tags.get(t)!))
@@ -272,7 +278,7 @@ export async function prune(repository: Repository, request: PruneRequest, deps:
       continue
     }
     const held = all
-      .filter((c) => c.tags.includes(environment) || c.history.some((h) => h.startsWith(`${environment}--`)))
+      .filter((c) => c.tags.includes(environment) || c.history.some((h) => writesHistoryAs(environment, readHistoryTag(h)!.tagStart)))
       .sort((a, b) => (b.created?.getTime() ?? Infinity) - (a.created?.getTime() ?? Infinity))
     // History tags carry no dates: a window in time keeps every digest they name.
     for (const c of 'count' in window ? held.slice(0, window.count) : held) keep(c, `in the rollback window of ${environment} (${windowText}, history tags)`)
