@@ -177,6 +177,13 @@ describe('dist/index.js', () => {
     expect(await tagDigest(registry.url, 'acme/gated', 'prod')).toBe(image.digest)
   })
 
+  /** A key that signs promotion records, and the inputs that record promotions into production with it. */
+  async function productionRecords() {
+    const key = await keyPairSigner()
+    const privatePem = key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+    return { key, inputs: { 'verify-signature': 'false', environment: 'production', 'attest-promotion': 'true', 'signing-key': privatePem } }
+  }
+
   it('a rollback whose destinations go back to different digests names no single digest in its outputs', async () => {
     const [a, b, c] = [buildImage(), buildImage(), buildImage()]
     for (const [tag, image] of [
@@ -185,13 +192,7 @@ describe('dist/index.js', () => {
       ['c', c]
     ] as const)
       await pushImage(registry.url, 'acme/split', tag, image)
-    const key = await keyPairSigner()
-    const record = {
-      'verify-signature': 'false',
-      environment: 'production',
-      'attest-promotion': 'true',
-      'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-    }
+    const { key, inputs: record } = await productionRecords()
     for (const [tag, to] of [
       ['a', 'prod-eu'],
       ['b', 'prod-us'],
@@ -298,13 +299,7 @@ describe('dist/index.js', () => {
   })
 
   it('rolls production back through mode: rollback', async () => {
-    const key = await keyPairSigner()
-    const signing = {
-      'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      'attest-promotion': 'true',
-      environment: 'production',
-      'verify-signature': 'false'
-    }
+    const { key, inputs: signing } = await productionRecords()
     const good = buildImage()
     const bad = buildImage()
     await pushImage(registry.url, 'acme/rb', 'good', good)
@@ -326,14 +321,9 @@ describe('dist/index.js', () => {
   })
 
   it('rolls a whole release back with the document that promoted it', async () => {
-    const key = await keyPairSigner()
-    const signing = {
-      'signing-key': key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      'attest-promotion': 'true',
-      environment: 'production',
-      'verify-signature': 'false',
-      to: 'prod'
-    }
+    const records = await productionRecords()
+    const key = records.key
+    const signing = { ...records.inputs, to: 'prod' }
     const services = ['acme/rel-api', 'acme/rel-web'].map((repo) => ({ repo, good: buildImage(), bad: buildImage() }))
     for (const s of services) {
       await pushImage(registry.url, s.repo, 'good', s.good)
