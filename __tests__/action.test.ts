@@ -318,6 +318,7 @@ describe('dist/index.js', () => {
       }
     ])
     expect(await tagDigest(registry.url, 'acme/rb', 'prod')).toBe(good.digest)
+    expect(run.summary).toContain('### oci-promote: Rolled back')
   })
 
   it('rolls a whole release back with the document that promoted it', async () => {
@@ -347,6 +348,7 @@ describe('dist/index.js', () => {
       services.map((s) => [`${registry.host}/${s.repo}:prod`, s.bad.digest])
     )
     for (const s of services) expect(await tagDigest(registry.url, s.repo, 'prod')).toBe(s.good.digest)
+    expect(run.summary).toContain('### oci-promote: Release Rolled back')
     // The same document again: production no longer holds what it names, so nothing moves.
     const again = await runAction({ release: release('bad'), mode: 'rollback', 'promotion-public-key': key.publicKeyPem, ...signing })
     expect(again.exitCode).toBe(1)

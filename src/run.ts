@@ -36,6 +36,8 @@ export interface RunOutcome {
   readonly release?: ReleaseInput
   /** Set for mode: prune (results is then empty). */
   readonly pruned?: PruneResult
+  /** Set for mode: rollback: the results are promotions of the digests the destinations went back to. */
+  readonly rolledBack?: boolean
   /** False when verify-signature was off. */
   readonly signaturesChecked: boolean
   /** Manifest pulls per registry (Docker Hub rate-limits them) and the rate limit each last reported. */
@@ -176,7 +178,13 @@ export async function runPromotion(inputs: Inputs, context: RunContext): Promise
             inputs.images.map((i) => ({ ...request, source: i.image, destinations: i.to, mode, ...(i.digest ? { expectedDigest: i.digest } : {}) })),
             deps
           )
-    return { results, ...(inputs.release ? { release: inputs.release } : {}), signaturesChecked: verifier !== undefined, usage: stores.usage() }
+    return {
+      results,
+      ...(inputs.release ? { release: inputs.release } : {}),
+      ...(mode === 'rollback' ? { rolledBack: true } : {}),
+      signaturesChecked: verifier !== undefined,
+      usage: stores.usage()
+    }
   } finally {
     await transport.close()
   }

@@ -7,7 +7,7 @@ import type { PruneResult } from './prune.js'
 import type { RunOutcome } from './run.js'
 
 /** What the summary shows: a run's results (one per image), and whether it was a release. */
-export type SummaryInput = Pick<RunOutcome, 'results' | 'release' | 'signaturesChecked' | 'usage' | 'pruned'>
+export type SummaryInput = Pick<RunOutcome, 'results' | 'release' | 'signaturesChecked' | 'usage' | 'pruned' | 'rolledBack'>
 
 // GitHub refuses a step summary over 1 MiB; the release table stops well before, and says what it left out.
 const MAX_TABLE_BYTES = 900 * 1024
@@ -31,6 +31,11 @@ const HEADINGS: Record<PromotionResult['mode'], string> = {
  * `untrusted`), and no character that could open a table cell, emphasis, a
  * link, an HTML tag or an entity.
  */
+/** A rollback promotes earlier digests: its results say promote, its heading says what the run did. */
+function heading(outcome: SummaryInput, mode: PromotionResult['mode']): string {
+  return outcome.rolledBack ? 'Rolled back' : HEADINGS[mode]
+}
+
 function cell(text: string): string {
   return untrusted(text).replace(/[|\\`*_<>[\]&#!~]/g, (c) => `&#${c.charCodeAt(0)};`)
 }
@@ -99,7 +104,7 @@ function pruneSummary(pruned: PruneResult): string {
 
 function imageSummary(result: PromotionResult, context: SummaryInput): string {
   const lines: string[] = []
-  lines.push(`### oci-promote: ${HEADINGS[result.mode]}`, '')
+  lines.push(`### oci-promote: ${heading(context, result.mode)}`, '')
   if (result.digest) {
     const kind = MEDIA_TYPE_NAMES[result.mediaType] ?? cell(result.mediaType)
     const platforms = result.platforms.length ? `, ${result.platforms.length} platforms: ${result.platforms.map(cell).join(', ')}` : ''
@@ -196,7 +201,7 @@ function releaseSummary(outcome: SummaryInput): string {
   const { results, release } = outcome
   const mode = results[0]?.mode ?? 'promote'
   const shard = release?.shard ? `; shard ${release.shard.index}/${release.shard.count} holds ${count(results.length, 'image')}` : ''
-  const lines = [`### oci-promote: Release ${HEADINGS[mode]}`, '', `**Release** of ${count(release?.size ?? results.length, 'image')}${shard}.`, '']
+  const lines = [`### oci-promote: Release ${heading(outcome, mode)}`, '', `**Release** of ${count(release?.size ?? results.length, 'image')}${shard}.`, '']
   const verified = results.reduce((n, r) => n + r.verified.length, 0)
   lines.push(
     outcome.signaturesChecked
