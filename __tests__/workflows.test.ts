@@ -113,3 +113,20 @@ describe('the sharded release example (examples/release-matrix.yml)', () => {
     expect(promote.with.release).toBe(stage.with.release)
   })
 })
+
+describe('the release rollback example (examples/release-rollback.yml)', () => {
+  it('rolls the whole release back in one step, recording it under a policy that trusts its own records', async () => {
+    const { raw } = await parse('examples/release-rollback.yml')
+    const job = raw['jobs']['rollback']
+    const step = job.steps.find((s: { uses?: string }) => s.uses?.startsWith('acme/oci-promote@'))
+    const known = await actionInputs()
+    expect(Object.keys(step.with).filter((name) => !known.includes(name))).toEqual([])
+    expect(step.with).toMatchObject({ mode: 'rollback', release: 'release.yaml', environment: 'production', 'attest-promotion': 'true' })
+    expect(step.with.shard).toBeUndefined()
+    expect(job.permissions['id-token']).toBe('write')
+    // The rollback's own record counts only if the policy trusts the workflow that signs it.
+    expect(new RegExp(step.with['promotion-identity-regexp']).test('https://github.com/acme/app/.github/workflows/release-rollback.yml@refs/heads/main')).toBe(
+      true
+    )
+  })
+})
