@@ -2,7 +2,7 @@ import pLimit from 'p-limit'
 import { copyAttachments } from './carry.js'
 import { findAttachments, type AttachmentListing } from './oci/attachments.js'
 import { copyImageContent, emptyStats, type CopyProgress, type CopyStats } from './copy.js'
-import { PromoteError, errorMessage } from './errors.js'
+import { PromoteError, errorMessage, failureMessage } from './errors.js'
 import { checkPromotionGate } from './gates.js'
 import { historyTag } from './history-tags.js'
 import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph } from './image.js'
@@ -203,7 +203,10 @@ export async function promoteRelease(requests: readonly PromotionRequest[], deps
     deps.declareAccess?.(request.source, 'pull')
     for (const ref of distinct(request.destinations)) deps.declareAccess?.(ref, writes(request.mode) ? 'push' : 'pull')
   }
-  const prepared = await Promise.all(requests.map((request) => prepare(request, deps, limit, log)))
+  const prepared = await everyCheck(
+    requests.map((request) => prepare(request, deps, limit, log)),
+    (i) => formatReference(requests[i]!.source)
+  )
   const mode = requests[0]?.mode ?? 'promote'
   if (mode === 'verify') {
     return prepared.map((p) => ({ ...p.base, destinations: verifyDestinations(p.destinations, p.root.digest), copied: emptyStats(), attachmentsCopied: 0 }))
@@ -269,6 +272,28 @@ export async function promoteRelease(requests: readonly PromotionRequest[], deps
     )
   }
   return prepared.map((p, i) => ({ ...p.base, destinations: confirmed(p, landed[i]!), ...written[i]! }))
+}
+
+/** At most this many failed images are named in one error; the rest are counted. */
+const MAX_NAMED_FAILURES = 10
+
+/**
+ * Waits for every image's checks, then fails with each image that failed them: a release of twenty with three bad
+ * images says so in one run, not in three. One image's error passes through as it is. Nothing is written before.
+ */
+export async function everyCheck<T>(checks: readonly Promise<T>[], name: (index: number) => string): Promise<T[]> {
+  const settled = await Promise.allSettled(checks)
+  const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ i, reason: s.reason as unknown }] : []))
+  if (failed.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value)
+  const first = failed[0]!.reason
+  if (settled.length === 1) throw first
+  const named = failed.slice(0, MAX_NAMED_FAILURES).map((f) => `${name(f.i)}: ${failureMessage(f.reason)}`)
+  const more = failed.length > MAX_NAMED_FAILURES ? `; and ${failed.length - MAX_NAMED_FAILURES} more` : ''
+  throw new PromoteError(
+    first instanceof PromoteError ? first.code : 'REGISTRY_ERROR',
+    `${failed.length} of ${settled.length} images failed their checks, so nothing was written: ${named.join('; ')}${more}`,
+    { cause: first }
+  )
 }
 
 async function putRootByDigest(d: Destination, stats: CopyStats): Promise<void> {

@@ -4,7 +4,7 @@ import { PromoteError, errorMessage } from './errors.js'
 import { environmentRecords } from './gates.js'
 import { formatReference, withTag, type Reference } from './oci/reference.js'
 import type { Repository } from './oci/repository.js'
-import { promoteRelease, type PromoteDependencies, type PromotionRequest, type PromotionResult } from './promote.js'
+import { everyCheck, promoteRelease, type PromoteDependencies, type PromotionRequest, type PromotionResult } from './promote.js'
 import type { PromotionPredicate, PromotionRecord, RecordedDestination } from './records.js'
 import type { ImageVerifier } from './verify/index.js'
 
@@ -116,7 +116,10 @@ type RollbackDependencies = PromoteDependencies & { recordVerifier: ImageVerifie
  */
 export async function rollbackRelease(requests: readonly RollbackRequest[], deps: RollbackDependencies): Promise<PromotionResult[]> {
   const limit = pLimit(Math.max(1, ...requests.map((r) => r.concurrency)))
-  const targets = await Promise.all(requests.map((request) => Promise.all(request.destinations.map((ref) => earlierDigest(ref, request, deps, limit)))))
+  const targets = await everyCheck(
+    requests.map((request) => Promise.all(request.destinations.map((ref) => earlierDigest(ref, request, deps, limit)))),
+    (i) => requests[i]!.destinations.map(formatReference).join(', ')
+  )
   // One promotion per image and earlier digest: each is resolved, verified and recorded like any other.
   const promotions: { image: number; request: PromotionRequest }[] = []
   requests.forEach((request, image) => {
