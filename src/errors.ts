@@ -50,6 +50,11 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
+/** The code of one of our errors; anything else (a library's, the network's) counts as the registry's fault. */
+export function errorCode(error: unknown): ErrorCode {
+  return error instanceof PromoteError ? error.code : 'REGISTRY_ERROR'
+}
+
 /** How a failed run says why: the code first, as scripts and searches key on it ("SIGNATURE_NOT_VERIFIED: …"). */
 export function failureMessage(error: unknown): string {
   return error instanceof PromoteError ? `${error.code}: ${error.message}` : errorMessage(error)

@@ -2,7 +2,7 @@ import pLimit from 'p-limit'
 import { copyAttachments } from './carry.js'
 import { findAttachments, type AttachmentListing } from './oci/attachments.js'
 import { copyImageContent, emptyStats, type CopyProgress, type CopyStats } from './copy.js'
-import { PromoteError, errorMessage, failureMessage } from './errors.js'
+import { PromoteError, errorCode, errorMessage, failureMessage } from './errors.js'
 import { checkPromotionGate } from './gates.js'
 import { historyTag } from './history-tags.js'
 import { loadImageGraph, platformsOf, resolveImage, verifyBlobs, type ImageGraph } from './image.js'
@@ -290,7 +290,7 @@ export async function everyCheck<T>(checks: readonly Promise<T>[], name: (index:
   const named = failed.slice(0, MAX_NAMED_FAILURES).map((f) => `${name(f.i)}: ${failureMessage(f.reason)}`)
   const more = failed.length > MAX_NAMED_FAILURES ? `; and ${failed.length - MAX_NAMED_FAILURES} more` : ''
   throw new PromoteError(
-    first instanceof PromoteError ? first.code : 'REGISTRY_ERROR',
+    errorCode(first),
     `${failed.length} of ${settled.length} images failed their checks, so nothing was written: ${named.join('; ')}${more}`,
     { cause: first }
   )
@@ -551,7 +551,7 @@ async function moveTags(pending: readonly { d: Destination; stats: CopyStats; im
 
 /** The error of a run that failed after writing: the first fault's code and message, and what was put back. */
 function failedAfterWriting(what: string, reason: unknown, restored: string): PromoteError {
-  return new PromoteError(reason instanceof PromoteError ? reason.code : 'REGISTRY_ERROR', `${what}: ${errorMessage(reason)}.${restored}`, { cause: reason })
+  return new PromoteError(errorCode(reason), `${what}: ${errorMessage(reason)}.${restored}`, { cause: reason })
 }
 
 /** History tags, for registries with immutable-tag settings and lifecycle rules that must keep what ran. */

@@ -26,16 +26,16 @@ const HEADINGS: Record<PromotionResult['mode'], string> = {
   stage: 'Staged (content and signatures copied, no tag moved)'
 }
 
-/**
- * Any text in the summary, which is Markdown with HTML: one line (escaped by
- * `untrusted`), and no character that could open a table cell, emphasis, a
- * link, an HTML tag or an entity.
- */
 /** A rollback promotes earlier digests: its results say promote, its heading says what the run did. */
 function heading(outcome: SummaryInput, mode: PromotionResult['mode']): string {
   return outcome.rolledBack ? 'Rolled back' : HEADINGS[mode]
 }
 
+/**
+ * Any text in the summary, which is Markdown with HTML: one line (escaped by
+ * `untrusted`), and no character that could open a table cell, emphasis, a
+ * link, an HTML tag or an entity.
+ */
 function cell(text: string): string {
   return untrusted(text).replace(/[|\\`*_<>[\]&#!~]/g, (c) => `&#${c.charCodeAt(0)};`)
 }
